@@ -1,0 +1,1 @@
+"""The Annotated Transformer book's model package: `transformer`, `shared`, `data`, `viz`."""

@@ -1,0 +1,1 @@
+"""Tasks and corpora the book trains on."""

@@ -1,0 +1,33 @@
+"""The copy task: learn to output the source sequence unchanged, a first check that training works."""
+
+from __future__ import annotations
+
+import torch
+
+from src import checks
+from src.shared.training import Batch
+
+PAD, BOS = 0, 1  # padding and the start symbol; ids 2 .. vocab-1 are the symbols to copy
+
+
+def random_sequences(n: int, seq_len: int = 10, vocab: int = 11, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n random sequences (n, seq_len): the start symbol, then seq_len - 1 symbols drawn from 2 .. vocab-1."""
+    n = checks.positive_int("n", n)
+    seq_len = checks.positive_int("seq_len", seq_len)
+    if checks.positive_int("vocab", vocab) < 3:
+        raise ValueError(f"vocab must be at least 3 (padding, start symbol, one symbol), got {vocab}")
+    data = torch.randint(2, vocab, (n, seq_len), generator=generator)  # (n, seq_len)
+    data[:, 0] = BOS
+    return data
+
+
+def copy_batches(
+    n_batches: int, batch_size: int = 80, seq_len: int = 10, vocab: int = 11, generator: torch.Generator | None = None
+) -> list[Batch]:
+    """`n_batches` batches whose target is their source."""
+    checks.positive_int("n_batches", n_batches)
+    batches = []
+    for _ in range(n_batches):
+        data = random_sequences(batch_size, seq_len, vocab, generator)
+        batches.append(Batch(data, data.clone(), pad=PAD))
+    return batches

@@ -1,0 +1,194 @@
+"""Batches with their masks, one epoch of training or evaluation, and `train`, the loop a chapter calls."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from src import checks
+from src.shared.loss import LabelSmoothing, LossCompute
+from src.shared.lr_scheduler import make_optimizer, make_scheduler
+from src.transformer.attention import subsequent_mask
+
+
+class Batch:
+    """A batch of source and target ids with their masks, for teacher-forced training.
+
+    src: (batch, src_len); tgt: (batch, tgt_len) including the start symbol.
+    The decoder reads `tgt` = tgt[:, :-1] and learns to predict `tgt_y` = tgt[:, 1:].
+    """
+
+    def __init__(self, src: torch.Tensor, tgt: torch.Tensor | None = None, pad: int = 0) -> None:
+        checks.token_ids("src", src, vocab=torch.iinfo(torch.long).max)
+        self.src = src
+        self.src_mask = (src != pad).unsqueeze(-2)  # (batch, 1, src_len)
+        self.pad = pad
+        if tgt is not None:
+            checks.token_ids("tgt", tgt, vocab=torch.iinfo(torch.long).max)
+            if tgt.size(0) != src.size(0):
+                raise ValueError(f"tgt has batch size {tgt.size(0)} but src has {src.size(0)}")
+            if tgt.size(1) < 2:
+                raise ValueError(f"tgt needs at least 2 positions (start symbol and one token), got {tgt.size(1)}")
+            self.tgt = tgt[:, :-1]  # (batch, tgt_len - 1)
+            self.tgt_y = tgt[:, 1:]  # (batch, tgt_len - 1)
+            self.tgt_mask = self.make_std_mask(self.tgt, pad)
+            self.ntokens = int((self.tgt_y != pad).sum())
+
+    @staticmethod
+    def make_std_mask(tgt: torch.Tensor, pad: int) -> torch.Tensor:
+        """Hide padding and future positions: (batch, tgt_len, tgt_len)."""
+        return (tgt != pad).unsqueeze(-2) & subsequent_mask(tgt.size(-1)).to(tgt.device)
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch on another device."""
+        for name in ("src", "src_mask", "tgt", "tgt_y", "tgt_mask"):
+            if hasattr(self, name):
+                setattr(self, name, getattr(self, name).to(device))
+        return self
+
+
+@dataclass
+class TrainState:
+    """Counts that survive across epochs."""
+
+    step: int = 0  # optimizer steps
+    accum_step: int = 0  # gradient accumulation steps
+    samples: int = 0  # examples seen
+    tokens: int = 0  # target tokens seen
+
+
+def run_epoch(
+    data_iter: Iterable[Batch],
+    model: nn.Module,
+    loss_compute: LossCompute,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    mode: str = "train",
+    accum_iter: int = 1,
+    train_state: TrainState | None = None,
+    on_step: Callable[[TrainState, float], None] | None = None,
+) -> tuple[float, TrainState]:
+    """Run one pass over `data_iter`; return the mean loss per target token and the updated state.
+
+    mode "train" backpropagates and steps the optimizer every `accum_iter` batches; "eval" does not.
+    """
+    if mode not in ("train", "eval"):
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    if mode == "train" and optimizer is None:
+        raise ValueError("optimizer is required when mode='train'")
+    accum_iter = checks.positive_int("accum_iter", accum_iter)
+    state = train_state if train_state is not None else TrainState()
+    total_loss, total_tokens = 0.0, 0
+    for i, batch in enumerate(data_iter):
+        out = model(batch.src, batch.tgt, batch.src_mask, batch.tgt_mask)  # (batch, tgt_len, d_model)
+        loss, loss_node = loss_compute(out, batch.tgt_y, batch.ntokens)
+        if mode == "train":
+            loss_node.backward()
+            state.samples += batch.src.size(0)
+            state.tokens += batch.ntokens
+            if (i + 1) % accum_iter == 0:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                state.accum_step += 1
+                if scheduler is not None:
+                    scheduler.step()
+                if on_step is not None:
+                    on_step(state, loss / max(batch.ntokens, 1))
+        total_loss += loss
+        total_tokens += batch.ntokens
+    return total_loss / max(total_tokens, 1), state
+
+
+@dataclass
+class History:
+    """What `train` measured: one row per optimizer step and one per epoch."""
+
+    steps: list[dict] = field(default_factory=list)  # step, epoch, loss, lr
+    epochs: list[dict] = field(default_factory=list)  # epoch, train_loss, eval_loss, eval_accuracy, seconds
+
+
+def token_accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
+    """Share of non-padding target tokens that the model, teacher-forced, predicts exactly."""
+    correct, total = 0, 0
+    with torch.no_grad():
+        for b in batches:
+            pred = model.generator(model(b.src, b.tgt, b.src_mask, b.tgt_mask)).argmax(-1)  # (batch, tgt_len)
+            keep = b.tgt_y != b.pad
+            correct += int((pred == b.tgt_y)[keep].sum())
+            total += int(keep.sum())
+    return correct / max(total, 1)
+
+
+def train(
+    model: nn.Module,
+    batches: Iterable[Batch] | Callable[[], Iterable[Batch]],
+    epochs: int,
+    *,
+    pad: int = 0,
+    eval_batches: Iterable[Batch] | None = None,
+    smoothing: float = 0.0,
+    factor: float = 1.0,
+    warmup: int = 400,
+    accum_iter: int = 1,
+    fused: bool = True,
+    progress: bool | None = None,
+) -> History:
+    """Train `model` with Adam, the paper's schedule and label smoothing; return the loss history.
+
+    `batches` is a list of `Batch`, or a function that returns fresh batches each epoch.
+    `fused` trains with PyTorch's fused attention (fast; attention weights are not kept) and
+    switches back to the explicit softmax afterwards, so `.attn` is filled again for charts.
+    Progress bars show on a terminal and stay quiet elsewhere (`progress=None`).
+    """
+    epochs = checks.positive_int("epochs", epochs)
+    if not (callable(batches) or isinstance(batches, Iterable)):
+        raise TypeError(f"batches must be a list of Batch or a function returning one, got {type(batches).__name__}")
+    d_model = model.src_embed[0].d_model
+    vocab = model.generator.proj.out_features
+    criterion = LabelSmoothing(vocab, padding_idx=pad, smoothing=smoothing)
+    loss_compute = LossCompute(model.generator, criterion)
+    optimizer = make_optimizer(model)
+    scheduler = make_scheduler(optimizer, d_model, factor=factor, warmup=warmup)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    history, state = History(), TrainState()
+    epoch_bar = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epoch_bar = tqdm(epoch_bar, desc="epochs", unit="epoch")
+
+    def record(s: TrainState, loss: float) -> None:
+        history.steps.append({"step": s.step, "epoch": epoch, "loss": loss, "lr": scheduler.get_last_lr()[0]})
+
+    if hasattr(model, "set_fused_attention"):
+        model.set_fused_attention(fused)
+    try:
+        for epoch in epoch_bar:
+            start = time.perf_counter()
+            model.train()
+            data = batches() if callable(batches) else batches
+            train_loss, state = run_epoch(
+                data, model, loss_compute, optimizer, scheduler, "train", accum_iter, state, record
+            )
+            row = {"epoch": epoch, "step": state.step, "train_loss": train_loss}
+            if eval_batches is not None:
+                model.eval()
+                with torch.no_grad():
+                    row["eval_loss"], _ = run_epoch(eval_batches, model, loss_compute, mode="eval")
+                row["eval_accuracy"] = token_accuracy(model, eval_batches)
+            row["seconds"] = time.perf_counter() - start
+            history.epochs.append(row)
+            if progress:
+                epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k.endswith(("loss", "accuracy"))})
+    finally:
+        if hasattr(model, "set_fused_attention"):
+            model.set_fused_attention(False)
+        model.eval()
+    return history

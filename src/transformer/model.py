@@ -1,0 +1,179 @@
+"""The encoder-decoder model (paper, figure 1) and `make_model`, which builds it from hyperparameters."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from src import checks
+from src.transformer.attention import MultiHeadedAttention
+from src.transformer.embeddings import Embeddings, PositionalEncoding
+from src.transformer.layers import Decoder, DecoderLayer, Encoder, EncoderLayer, PositionwiseFeedForward
+
+
+class Generator(nn.Module):
+    """The pre-softmax linear projection and log-softmax: decoder output -> log-probabilities."""
+
+    def __init__(self, d_model: int, vocab: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(checks.positive_int("d_model", d_model), checks.positive_int("vocab", vocab))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).log_softmax(dim=-1)
+
+
+class Embed(nn.Sequential):
+    """Embeddings followed by PositionalEncoding; `start` offsets positions for step-by-step decoding."""
+
+    def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+        embeddings, position = self[0], self[1]
+        return position(embeddings(x), start=start)
+
+
+@dataclass
+class DecoderCache:
+    """Each decoder layer's projected keys and values, kept while decoding one position at a time."""
+
+    layers: list[dict[str, dict[str, torch.Tensor]]]
+    length: int = 0  # target positions decoded so far
+
+    @classmethod
+    def empty(cls, n_layers: int) -> DecoderCache:
+        return cls(layers=[{"self": {}, "src": {}} for _ in range(n_layers)])
+
+    def select(self, index: torch.Tensor) -> None:
+        """Keep the batch rows `index` (in that order) of every cached tensor; beam search reorders with it."""
+        for layer in self.layers:
+            for kv in layer.values():
+                for name, t in kv.items():
+                    kv[name] = t.index_select(0, index)
+
+
+@dataclass
+class ModelConfig:
+    """Everything `make_model` needs to build the same model again (saved with checkpoints)."""
+
+    src_vocab: int
+    tgt_vocab: int
+    N: int = 6
+    d_model: int = 512
+    d_ff: int = 2048
+    h: int = 8
+    dropout: float = 0.1
+    norm_first: bool = True
+    share_embeddings: bool = False
+    max_len: int = 5000
+
+
+class EncoderDecoder(nn.Module):
+    """The Transformer: encode the source once, then decode the target attending to it."""
+
+    def __init__(
+        self, encoder: Encoder, decoder: Decoder, src_embed: Embed, tgt_embed: Embed, generator: Generator,
+        config: ModelConfig | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.src_embed = src_embed
+        self.tgt_embed = tgt_embed
+        self.generator = generator
+        self.config = config
+
+    def forward(
+        self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor, tgt_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(batch, src_len) and (batch, tgt_len) ids -> decoder output (batch, tgt_len, d_model)."""
+        return self.decode(self.encode(src, src_mask), src_mask, tgt, tgt_mask)
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, src_len) ids -> memory (batch, src_len, d_model). `src_mask`: (batch|1, 1|src_len, src_len)."""
+        checks.token_ids("src", src, self.src_embed[0].vocab)
+        src_mask = checks.mask("src_mask", src_mask, src.size(0), src.size(1), src.size(1))
+        return self.encoder(self.src_embed(src), src_mask)
+
+    def decode(
+        self, memory: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, tgt_mask: torch.Tensor | None,
+        cache: DecoderCache | None = None,
+    ) -> torch.Tensor:
+        """(batch, tgt_len) ids -> (batch, tgt_len, d_model), attending to `memory`.
+
+        With a `cache`, `tgt` holds only the new positions; earlier ones are read from the cache.
+        """
+        checks.token_ids("tgt", tgt, self.tgt_embed[0].vocab)
+        batch, tgt_len = tgt.shape
+        if memory.dim() != 3 or memory.size(0) != batch:
+            raise ValueError(
+                f"memory must have shape (batch={batch}, src_len, d_model), got {tuple(memory.shape)}"
+            )
+        start = cache.length if cache is not None else 0
+        src_mask = checks.mask("src_mask", src_mask, batch, tgt_len, memory.size(1))
+        if tgt_mask is not None:
+            tgt_mask = checks.mask("tgt_mask", tgt_mask, batch, tgt_len, start + tgt_len)
+        x = self.decoder(
+            self.tgt_embed(tgt, start=start), memory, src_mask, tgt_mask,
+            cache=cache.layers if cache is not None else None,
+        )
+        if cache is not None:
+            cache.length += tgt_len
+        return x
+
+    def set_fused_attention(self, enabled: bool) -> None:
+        """Use PyTorch's fused attention kernel (fast, keeps no `.attn`) or the explicit softmax."""
+        for module in self.modules():
+            if isinstance(module, MultiHeadedAttention):
+                module.fused = enabled
+
+
+def make_model(
+    src_vocab: int,
+    tgt_vocab: int,
+    N: int = 6,
+    d_model: int = 512,
+    d_ff: int = 2048,
+    h: int = 8,
+    dropout: float = 0.1,
+    *,
+    norm_first: bool = True,
+    share_embeddings: bool = False,
+    max_len: int = 5000,
+) -> EncoderDecoder:
+    """Build the Transformer of the paper from its hyperparameters (base model: the defaults).
+
+    norm_first: pre-norm residual sublayers (True) or the paper's post-norm (False).
+    share_embeddings: one weight matrix for both embeddings and the pre-softmax projection
+    (section 3.4); needs src_vocab == tgt_vocab.
+    """
+    for name, value in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab), ("N", N), ("d_model", d_model),
+                        ("d_ff", d_ff), ("h", h), ("max_len", max_len)):
+        checks.positive_int(name, value)
+    checks.probability("dropout", dropout)
+    if share_embeddings and src_vocab != tgt_vocab:
+        raise ValueError(
+            f"share_embeddings needs one vocabulary: src_vocab ({src_vocab}) != tgt_vocab ({tgt_vocab})"
+        )
+    config = ModelConfig(src_vocab, tgt_vocab, N, d_model, d_ff, h, float(dropout), norm_first, share_embeddings, max_len)
+    c = copy.deepcopy
+    attn = MultiHeadedAttention(h, d_model, dropout)
+    ff = PositionwiseFeedForward(d_model, d_ff, dropout)
+    position = PositionalEncoding(d_model, dropout, max_len)
+    model = EncoderDecoder(
+        Encoder(EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first), N, norm_first),
+        Decoder(DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first), N, norm_first),
+        Embed(Embeddings(d_model, src_vocab), c(position)),
+        Embed(Embeddings(d_model, tgt_vocab), c(position)),
+        Generator(d_model, tgt_vocab),
+        config,
+    )
+    # Glorot / fan_avg initialisation of every weight matrix, as the reference implementation.
+    for p in model.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+    if share_embeddings:
+        shared = model.generator.proj.weight  # (vocab, d_model), the same shape as an embedding table
+        model.src_embed[0].lut.weight = shared
+        model.tgt_embed[0].lut.weight = shared
+    return model
