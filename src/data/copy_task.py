@@ -31,3 +31,33 @@ def copy_batches(
         data = random_sequences(batch_size, seq_len, vocab, generator)
         batches.append(Batch(data, data.clone(), pad=PAD))
     return batches
+
+
+def copy_model_config() -> dict:
+    """The copy-task model of the book: small enough to train on a laptop CPU in well under a minute."""
+    return {"src_vocab": 11, "tgt_vocab": 11, "N": 2, "d_model": 64, "d_ff": 256, "h": 4, "dropout": 0.0}
+
+
+def train_copy_model(epochs: int = 30, seed: int = 0, progress: bool | None = None):
+    """Train the book's copy-task model from seed `seed`; return (model, History). Deterministic."""
+    from src.shared.training import train
+    from src.transformer.model import make_model
+
+    torch.manual_seed(seed)
+    model = make_model(**copy_model_config())
+    data_gen = torch.Generator().manual_seed(seed + 1)
+    eval_batches = copy_batches(2, 80, generator=torch.Generator().manual_seed(seed + 2))
+    history = train(
+        model, lambda: copy_batches(20, 80, generator=data_gen), epochs,
+        pad=PAD, eval_batches=eval_batches, factor=2.0, warmup=200, progress=progress,
+    )
+    return model, history
+
+
+def exact_match(model, sequences: torch.Tensor) -> float:
+    """Share of `sequences` (n, seq_len) that greedy decoding copies exactly, start symbol included."""
+    from src.transformer.decoding import greedy_decode
+
+    model.eval()
+    out = greedy_decode(model, sequences, (sequences != PAD).unsqueeze(-2), sequences.size(1), BOS)
+    return float((out == sequences).all(dim=1).float().mean())
