@@ -1,0 +1,125 @@
+"""Batches and masks, the learning-rate schedule (equation 3), label smoothing and the training loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from src.shared.loss import LabelSmoothing, LossCompute
+from src.shared.lr_scheduler import make_optimizer, make_scheduler, rate
+from src.shared.training import Batch, run_epoch, train
+from src.transformer import make_model
+
+
+@pytest.mark.parametrize("step", [1, 100, 3999, 4000, 4001, 10_000, 100_000])
+def test_rate_is_equation_3(step):
+    d_model, warmup = 512, 4000
+    expected = d_model**-0.5 * min(step**-0.5, step * warmup**-1.5)
+    assert rate(step, d_model, 1.0, warmup) == pytest.approx(expected, rel=1e-12)
+
+
+def test_rate_peaks_at_warmup_and_step_zero_is_valid():
+    values = [rate(s, 512, 1.0, 4000) for s in range(0, 8000)]
+    assert values[0] == values[1] > 0
+    assert max(values) == values[4000] == pytest.approx(512**-0.5 * 4000**-0.5)
+
+
+def test_scheduler_multiplies_base_lr_by_rate():
+    model = torch.nn.Linear(2, 2)
+    opt = make_optimizer(model)
+    assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
+    sched = make_scheduler(opt, model_size=64, factor=2.0, warmup=10)
+    for step in range(25):
+        assert opt.param_groups[0]["lr"] == pytest.approx(rate(step, 64, 2.0, 10))
+        opt.step()
+        sched.step()
+
+
+def test_label_smoothing_distribution():
+    crit = LabelSmoothing(5, padding_idx=0, smoothing=0.4)
+    x = torch.log_softmax(torch.randn(4, 5), dim=-1)
+    target = torch.tensor([2, 1, 0, 3])
+    loss = crit(x, target)
+    d = crit.true_dist
+    # true token: 1 - smoothing; padding column: 0; the rest: smoothing / (size - 2)
+    expected = torch.tensor([
+        [0, 0.4 / 3, 0.6, 0.4 / 3, 0.4 / 3],
+        [0, 0.6, 0.4 / 3, 0.4 / 3, 0.4 / 3],
+        [0, 0, 0, 0, 0],  # padding target: the row counts for nothing
+        [0, 0.4 / 3, 0.4 / 3, 0.6, 0.4 / 3],
+    ])
+    torch.testing.assert_close(d, expected)
+    kl = (expected * (expected.clamp_min(1e-30).log() - x)).sum()
+    torch.testing.assert_close(loss, kl)
+
+
+def test_label_smoothing_zero_is_cross_entropy():
+    crit = LabelSmoothing(6, padding_idx=None, smoothing=0.0)
+    logits = torch.randn(5, 6)
+    target = torch.tensor([0, 1, 2, 3, 5])
+    loss = crit(logits.log_softmax(-1), target)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+
+
+def test_batch_shifts_target_and_builds_masks():
+    src = torch.tensor([[1, 5, 6, 0], [1, 7, 0, 0]])
+    tgt = torch.tensor([[1, 5, 6, 2], [1, 7, 2, 0]])
+    b = Batch(src, tgt, pad=0)
+    assert torch.equal(b.tgt, tgt[:, :-1]) and torch.equal(b.tgt_y, tgt[:, 1:])
+    assert torch.equal(b.src_mask, torch.tensor([[[True, True, True, False]], [[True, True, False, False]]]))
+    assert b.tgt_mask.shape == (2, 3, 3)
+    assert torch.equal(b.tgt_mask[1], torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 1]]).bool())
+    assert b.ntokens == 5  # [5, 6, 2] and [7, 2]
+
+
+def test_run_epoch_eval_does_not_change_weights_and_train_does():
+    model = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2, dropout=0.0)
+    data = torch.randint(2, 11, (8, 6))
+    data[:, 0] = 1
+    batches = [Batch(data, data, pad=0)]
+    lc = LossCompute(model.generator, LabelSmoothing(11, 0, 0.0))
+    before = [p.clone() for p in model.parameters()]
+    loss, state = run_epoch(batches, model, lc, mode="eval")
+    assert loss > 0 and state.step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    opt = make_optimizer(model)
+    _, state = run_epoch(batches, model, lc, opt, make_scheduler(opt, 16, 1.0, 10), mode="train")
+    assert state.step == 1 and state.tokens == 8 * 5
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_gradient_accumulation_steps_every_accum_iter_batches():
+    model = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2)
+    data = torch.randint(2, 11, (4, 5))
+    batches = [Batch(data, data)] * 6
+    lc = LossCompute(model.generator, LabelSmoothing(11, 0, 0.1))
+    opt = make_optimizer(model)
+    _, state = run_epoch(batches, model, lc, opt, make_scheduler(opt, 16), accum_iter=3)
+    assert state.step == 2 and state.samples == 24
+
+
+def test_train_returns_a_history_and_loss_falls():
+    torch.manual_seed(0)
+    model = make_model(11, 11, N=1, d_model=32, d_ff=64, h=4, dropout=0.0)
+    data = torch.randint(2, 11, (32, 6))
+    data[:, 0] = 1
+    batches = [Batch(data, data)]
+    history = train(model, batches, epochs=30, eval_batches=batches, warmup=10, factor=1.0)
+    assert len(history.steps) == 30 and len(history.epochs) == 30
+    assert history.epochs[-1]["eval_loss"] < 0.5 * history.epochs[0]["eval_loss"]
+    assert [r["step"] for r in history.steps] == list(range(1, 31))
+    assert history.steps[0]["lr"] == pytest.approx(rate(1, 32, 1.0, 10))
+    # afterwards the explicit attention path is back: weights are kept for charts
+    b = Batch(data, data)
+    model(b.src, b.tgt, b.src_mask, b.tgt_mask)
+    assert model.encoder.layers[0].self_attn.attn is not None
+
+
+def test_training_is_deterministic():
+    def run():
+        torch.manual_seed(3)
+        model = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2, dropout=0.1)
+        data = torch.randint(2, 11, (16, 6))
+        return [r["loss"] for r in train(model, [Batch(data, data)], epochs=5, warmup=5).steps]
+
+    assert run() == run()
