@@ -10,7 +10,9 @@ from src.shared.training import Batch
 PAD, BOS = 0, 1  # padding and the start symbol; ids 2 .. vocab-1 are the symbols to copy
 
 
-def random_sequences(n: int, seq_len: int = 10, vocab: int = 11, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_sequences(
+    n: int, seq_len: int = 10, vocab: int = 11, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """n random sequences (n, seq_len): the start symbol, then seq_len - 1 symbols drawn from 2 .. vocab-1."""
     n = checks.positive_int("n", n)
     seq_len = checks.positive_int("seq_len", seq_len)

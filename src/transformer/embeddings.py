@@ -44,7 +44,8 @@ class PositionalEncoding(nn.Module):
         self.d_model = checks.positive_int("d_model", d_model)
         self.max_len = checks.positive_int("max_len", max_len)
         self.dropout = nn.Dropout(p=checks.probability("dropout", dropout))
-        self.register_buffer("pe", sinusoid_table(max_len, d_model).unsqueeze(0), persistent=False)  # (1, max_len, d_model)
+        pe = sinusoid_table(max_len, d_model).unsqueeze(0)  # (1, max_len, d_model)
+        self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         """x: (batch, seq, d_model); positions start at `start` (non-zero when decoding step by step)."""

@@ -155,7 +155,9 @@ def make_model(
         raise ValueError(
             f"share_embeddings needs one vocabulary: src_vocab ({src_vocab}) != tgt_vocab ({tgt_vocab})"
         )
-    config = ModelConfig(src_vocab, tgt_vocab, N, d_model, d_ff, h, float(dropout), norm_first, share_embeddings, max_len)
+    config = ModelConfig(
+        src_vocab, tgt_vocab, N, d_model, d_ff, h, float(dropout), norm_first, share_embeddings, max_len
+    )
     c = copy.deepcopy
     attn = MultiHeadedAttention(h, d_model, dropout)
     ff = PositionwiseFeedForward(d_model, d_ff, dropout)
