@@ -1,4 +1,4 @@
-"""The chart builders of src/viz (masks, positional, schedules, smoothing): valid, labelled, and plotting the formulas."""
+"""Chart builders of src/viz (masks, positional, schedules, smoothing): valid, labelled, plotting the formulas."""
 
 from __future__ import annotations
 
@@ -202,7 +202,9 @@ def test_positional_heatmap_draws_every_cell_of_the_formula() -> None:
         d = described(c)
         pos, dim = int(d["position"]), int(d["dimension"])
         seen.add((pos, dim))
-        assert float(d["PE"].replace("\u2212", "-")) == pytest.approx(paper_pe(np.array(pos), np.array(dim), d_model), abs=1e-4)
+        assert float(d["PE"].replace("\u2212", "-")) == pytest.approx(
+            paper_pe(np.array(pos), np.array(dim), d_model), abs=1e-4
+        )
         assert round(c["x"] / c["width"]) == pos and round(c["y"] / c["height"]) == dim
     assert seen == {(p, k) for p in range(max_len) for k in range(d_model)}
 

@@ -20,7 +20,9 @@ def positional_encoding_table(d_model: int = 64, max_len: int = 100) -> np.ndarr
         return pe(torch.zeros(1, max_len, d_model))[0].numpy()  # (max_len, d_model)
 
 
-def positional_encoding_frame(d_model: int = 64, max_len: int = 100, dims: Sequence[int] = (4, 5, 6, 7)) -> pd.DataFrame:
+def positional_encoding_frame(
+    d_model: int = 64, max_len: int = 100, dims: Sequence[int] = (4, 5, 6, 7)
+) -> pd.DataFrame:
     """Long table of PE(pos, dim) for the chosen dimensions: columns position, dim, dimension, value."""
     dims = [checks.non_negative_int("dim", d) for d in dims]
     if not dims:
@@ -86,10 +88,12 @@ def positional_encoding_heatmap(d_model: int = 64, max_len: int = 100) -> alt.Ch
                 title="Position pos",
                 axis=alt.Axis(labelAngle=0, ticks=False, labelExpr=f"datum.value % {every} === 0 ? datum.label : ''"),
             ),
-            y=alt.Y("dim:O", title="Dimension", axis=alt.Axis(ticks=False, labelExpr="datum.value % 8 === 0 ? datum.label : ''")),
-            color=alt.Color(
-                "value:Q", title="PE value", scale=alt.Scale(scheme="blueorange", domain=[-1, 1])
+            y=alt.Y(
+                "dim:O",
+                title="Dimension",
+                axis=alt.Axis(ticks=False, labelExpr="datum.value % 8 === 0 ? datum.label : ''"),
             ),
+            color=alt.Color("value:Q", title="PE value", scale=alt.Scale(scheme="blueorange", domain=[-1, 1])),
             tooltip=[
                 alt.Tooltip("position:O", title="position"),
                 alt.Tooltip("dim:O", title="dimension"),

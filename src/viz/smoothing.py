@@ -100,7 +100,9 @@ def smoothing_penalty_frame(
         crit(log_probs, target)  # fills crit.true_dist, (points, vocab_size)
         loss = F.kl_div(log_probs, crit.true_dist, reduction="none").sum(dim=1)  # (points,) the criterion's terms
         frames.append(
-            pd.DataFrame({"confidence": p, "loss": loss.numpy(), "smoothing": f"{s:g}", "minimum": np.isclose(p, 1 - s)})
+            pd.DataFrame(
+                {"confidence": p, "loss": loss.numpy(), "smoothing": f"{s:g}", "minimum": np.isclose(p, 1 - s)}
+            )
         )
     return pd.concat(frames, ignore_index=True)
 
