@@ -35,7 +35,9 @@ def matrix(q: int = 4, k: int = 5) -> np.ndarray:
 
 # --- rendering helpers: read back what Vega actually drew ---------------------------------------
 
-RECT = re.compile(r'<path aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="rect mark" d="M([-\d.e]+),([-\d.e]+)')
+RECT = re.compile(
+    r'<path aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="rect mark" d="M([-\d.e]+),([-\d.e]+)'
+)
 
 
 def rendered_cells(spec: dict) -> list[dict]:
@@ -127,8 +129,9 @@ def test_rendered_heatmap_draws_each_cell_at_its_query_row_and_key_column():
     xs = {c["key"]: c["x"] for c in cells}
     assert sorted(ys, key=ys.get) == rows  # top to bottom: query positions in order
     assert sorted(xs, key=xs.get) == cols  # left to right: key positions in order
-    assert axis_values(spec, "Y").startswith("'Query'") and "00 <s>, 01 seven, 02 seven, 03 two" in axis_values(spec, "Y")
-    assert axis_values(spec, "X").startswith("'Key'") and "00 a, 01 b, 02 a, 03 c" in axis_values(spec, "X")
+    y_axis, x_axis = axis_values(spec, "Y"), axis_values(spec, "X")
+    assert y_axis.startswith("'Query'") and "00 <s>, 01 seven, 02 seven, 03 two" in y_axis
+    assert x_axis.startswith("'Key'") and "00 a, 01 b, 02 a, 03 c" in x_axis
 
 
 def test_non_square_attention_is_not_transposed():
@@ -205,7 +208,9 @@ def test_explorer_has_bound_parameters_and_filters_one_dataset(attended):
     assert len(spec["datasets"]) == 1 and len(next(iter(spec["datasets"].values()))) == len(frame)
 
 
-@pytest.mark.parametrize(("kind", "layer", "head"), [("decoder source attention", 1, 2), ("encoder self-attention", 0, 3)])
+@pytest.mark.parametrize(
+    ("kind", "layer", "head"), [("decoder source attention", 1, 2), ("encoder self-attention", 0, 3)]
+)
 def test_explorer_renders_the_chosen_head(attended, kind, layer, head):
     model, src_tokens, tgt_tokens = attended
     spec = attention_explorer(model_attention(model, src_tokens, tgt_tokens)).to_dict()

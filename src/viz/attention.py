@@ -60,7 +60,8 @@ def attention_frame(
     if len(col_tokens) != keys:
         raise ValueError(f"col_tokens has {len(col_tokens)} labels but attn has {keys} keys (columns)")
     layer, head, query, key = (i.ravel() for i in np.indices(a.shape))  # each (layers * heads * queries * keys,)
-    rows, cols = np.array(position_labels(row_tokens), dtype=object), np.array(position_labels(col_tokens), dtype=object)
+    rows = np.array(position_labels(row_tokens), dtype=object)
+    cols = np.array(position_labels(col_tokens), dtype=object)
     return pd.DataFrame(
         {
             "layer": layer,
