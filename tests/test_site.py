@@ -1,0 +1,248 @@
+"""The built site in headless Chromium: every page loads nothing from another host, raises no error,
+and draws every chart and every equation.
+
+The site (``_build/html``, or ``$BOOK_HTML``) is served by a local HTTP server on a free port; every
+request to any other host is blocked and counted. The fixture builds the site with ``make book``
+when it is missing. The browser is Debian's ``chromium`` (``/usr/bin/chromium`` or ``$CHROMIUM``),
+driven by Playwright; without it the tests are skipped, except in CI (``CI=true``), where they fail.
+Set ``SITE_SCREENSHOTS=DIR`` to also save a full-page screenshot of every page into DIR.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html"))
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+# The theme logs this once on file:// pages (no localStorage there); it is harmless.
+KNOWN_CONSOLE_ERRORS = ("Got invalid theme mode",)
+CHART_TIMEOUT_MS = 60_000
+
+
+def _toc_pages() -> list[str]:
+    """Every page of the table of contents, plus the pages Sphinx adds, as paths under the site."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries or []:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+            walk(entry.get("chapters", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return ["index.html", *(f"{f}.html" for f in files), "genindex.html", "search.html"]
+
+
+PAGES = _toc_pages()
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the browser test must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The built site; built with `make book` if it is not there."""
+    if not (SITE / "index.html").is_file():
+        if "BOOK_HTML" in os.environ:
+            pytest.fail(f"BOOK_HTML={SITE} has no index.html")
+        proc = subprocess.run(["make", "book"], cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.fail(f"`make book` failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def base_url(site: Path):
+    """An HTTP server for the site on 127.0.0.1 and a free port."""
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.is_file():
+        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class PageReport:
+    url: str
+    external: list[str] = field(default_factory=list)
+    local_failures: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    charts: int = 0
+    charts_drawn: int = 0
+    chart_errors: list[str] = field(default_factory=list)
+    cdn_charts: int = 0
+    math: int = 0
+    math_typeset: int = 0
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.external:
+            out.append(f"{len(self.external)} request(s) to other hosts: {self.external}")
+        if self.local_failures:
+            out.append(f"local files that failed to load: {self.local_failures}")
+        if self.errors:
+            out.append(f"page errors: {self.errors}")
+        if self.charts_drawn != self.charts:
+            out.append(f"{self.charts - self.charts_drawn} of {self.charts} chart(s) not drawn: {self.chart_errors}")
+        if self.cdn_charts:
+            out.append(f"{self.cdn_charts} Altair chart(s) left in CDN-loading HTML (not converted by vegalite_offline)")
+        if self.math_typeset != self.math:
+            out.append(f"{self.math - self.math_typeset} of {self.math} equation(s) not typeset by MathJax")
+        return out
+
+
+CHART_STATE_JS = """() => {
+  const containers = [...document.querySelectorAll('div.vegalite-offline')];
+  return {
+    charts: containers.length,
+    drawn: containers.filter(c => c.dataset.vegaliteStatus === 'rendered'
+        && c.querySelector('.vegalite-offline-chart svg, .vegalite-offline-chart canvas')).length,
+    errors: containers.filter(c => c.dataset.vegaliteStatus === 'error')
+        .map(c => c.textContent.trim().slice(0, 300)),
+    cdn: document.querySelectorAll('div[id^="altair-viz-"]').length,
+  };
+}"""
+
+CHARTS_SETTLED_JS = """() => [...document.querySelectorAll('div.vegalite-offline')]
+  .every(c => c.dataset.vegaliteStatus === 'rendered' || c.dataset.vegaliteStatus === 'error')"""
+
+MATH_STATE_JS = """async () => {
+  const math = [...document.querySelectorAll('.math')];
+  if (math.length && window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    await MathJax.startup.promise;
+  }
+  return {math: math.length, typeset: math.filter(m => m.querySelector('mjx-container')
+      || m.tagName.toLowerCase() === 'mjx-container').length};
+}"""
+
+
+def check_page(browser, base_url: str, path: str, screenshots: Path | None = None) -> PageReport:
+    """Open one page with every request to another host blocked and report what went wrong."""
+    report = PageReport(url=f"{base_url}/{path}")
+    origin = urlsplit(base_url).netloc
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+
+    def route(r) -> None:
+        parts = urlsplit(r.request.url)
+        if parts.scheme in ("data", "blob", "about") or parts.netloc == origin:
+            r.continue_()
+        else:
+            report.external.append(r.request.url)
+            r.abort("blockedbyclient")
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: report.errors.append(f"pageerror: {exc}"))
+    page.on(
+        "console",
+        lambda msg: msg.type == "error"
+        and not any(known in msg.text for known in KNOWN_CONSOLE_ERRORS)
+        and report.errors.append(f"console.error: {msg.text}"),
+    )
+    page.on("websocket", lambda ws: report.external.append(ws.url))
+    page.on(
+        "response",
+        lambda resp: resp.status >= 400
+        and urlsplit(resp.url).netloc == origin
+        and report.local_failures.append(f"{resp.status} {resp.url}"),
+    )
+    try:
+        page.goto(report.url, wait_until="load")
+        page.wait_for_function(CHARTS_SETTLED_JS, timeout=CHART_TIMEOUT_MS)
+        charts = page.evaluate(CHART_STATE_JS)
+        report.charts, report.charts_drawn = charts["charts"], charts["drawn"]
+        report.chart_errors, report.cdn_charts = charts["errors"], charts["cdn"]
+        math = page.evaluate(MATH_STATE_JS)
+        report.math, report.math_typeset = math["math"], math["typeset"]
+        page.wait_for_load_state("networkidle")
+        if screenshots is not None:
+            screenshots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshots / (path.replace("/", "__") + ".png")), full_page=True)
+    finally:
+        context.close()
+    return report
+
+
+def _screenshots() -> Path | None:
+    where = os.environ.get("SITE_SCREENSHOTS")
+    return Path(where) if where else None
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_is_offline_and_draws_everything(browser, base_url: str, site: Path, path: str) -> None:
+    if not (site / path).is_file():
+        pytest.fail(f"{path} is in the table of contents but was not built")
+    report = check_page(browser, base_url, path, _screenshots())
+    assert not report.problems(), f"{path}:\n  " + "\n  ".join(report.problems())
+
+
+def test_pages_outside_the_toc(browser, base_url: str, site: Path) -> None:
+    """Any other HTML page the build wrote (not theme templates under _static) passes the same checks."""
+    others = sorted(
+        str(p.relative_to(site))
+        for p in site.rglob("*.html")
+        if p.relative_to(site).parts[0] not in ("_static", "_sources", "_images") and str(p.relative_to(site)) not in PAGES
+    )
+    failures = {}
+    for path in others:
+        problems = check_page(browser, base_url, path, _screenshots()).problems()
+        if problems:
+            failures[path] = problems
+    assert not failures, failures
+
+
+def test_charts_are_found_by_the_check(site: Path) -> None:
+    """The check counts charts: the book has some, so a site where none was found is a broken check."""
+    total = 0
+    for path in PAGES:
+        if (site / path).is_file() and "vegalite-offline" in (site / path).read_text(encoding="utf-8"):
+            total += 1
+    assert total > 0, "no page of the site has an offline chart container: did vegalite_offline run?"
