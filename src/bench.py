@@ -1,0 +1,200 @@
+"""Benchmarks: training step against `torch.nn.Transformer`, cached against uncached decoding, GFLOP/s.
+
+Run with `make bench` (or `python -m src.bench [--quick] [--json]`). Contenders are measured side by
+side in one process, interleaved, after a warm-up; figures are medians over repetitions, and
+comparisons are reported as ratios, which survive a noisy shared machine better than seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from src.shared.loss import LabelSmoothing, LossCompute
+from src.shared.lr_scheduler import make_optimizer
+from src.shared.training import Batch
+from src.transformer import beam_search, greedy_decode, make_model
+from src.transformer.model import EncoderDecoder
+
+VOCAB = 1000
+
+# (name, d_model, N, d_ff, h, batch, length)
+TRAIN_SIZES = [
+    ("d512 N2 b80 L10", 512, 2, 2048, 8, 80, 10),
+    ("d256 N3 b64 L32", 256, 3, 1024, 4, 64, 32),
+    ("base d512 N6 b16 L32", 512, 6, 2048, 8, 16, 32),
+]
+
+
+class TorchTransformer(nn.Module):
+    """`torch.nn.Transformer` (pre-norm, batch first) with the book's embeddings and generator around it."""
+
+    def __init__(self, book: EncoderDecoder) -> None:
+        super().__init__()
+        c = book.config
+        self.src_embed, self.tgt_embed, self.generator = book.src_embed, book.tgt_embed, book.generator
+        self.transformer = nn.Transformer(
+            d_model=c.d_model, nhead=c.h, num_encoder_layers=c.N, num_decoder_layers=c.N, dim_feedforward=c.d_ff,
+            dropout=c.dropout, batch_first=True, norm_first=True,
+        )
+
+    def forward(self, src, tgt, src_mask, tgt_mask):  # the book's mask convention: True = may attend
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.size(1))
+        pad = ~src_mask[:, 0]  # (batch, src_len): True marks padding for PyTorch
+        return self.transformer(
+            self.src_embed(src), self.tgt_embed(tgt), tgt_mask=causal, src_key_padding_mask=pad,
+            memory_key_padding_mask=pad, tgt_is_causal=True,
+        )
+
+
+def make_contenders(d_model: int, N: int, d_ff: int, h: int) -> dict[str, nn.Module]:
+    book = make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1)
+    book.set_fused_attention(True)
+    torch_model = TorchTransformer(make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1))
+    return {"book": book.train(), "torch": torch_model.train()}
+
+
+def random_batch(batch: int, length: int) -> Batch:
+    data = torch.randint(4, VOCAB, (batch, length + 1))
+    data[:, 0] = 1
+    return Batch(data[:, 1:], data, pad=0)
+
+
+def train_step_fn(model: nn.Module, batch: Batch) -> Callable[[], None]:
+    """One training step: forward, label-smoothed loss, backward, Adam update."""
+    loss_compute = LossCompute(model.generator, LabelSmoothing(VOCAB, padding_idx=0, smoothing=0.1))
+    optimizer = make_optimizer(model, base_lr=1e-4)
+
+    def step() -> None:
+        out = model(batch.src, batch.tgt, batch.src_mask, batch.tgt_mask)
+        _, loss = loss_compute(out, batch.tgt_y, batch.ntokens)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, timed in turn, round after round."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def count_flops(fn: Callable[[], None]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Measured fp32 matmul GFLOP/s of this machine (the median of `repeats` n x n products)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = interleaved({"mm": lambda: a @ b}, repeats)["mm"]
+    return 2 * n**3 / seconds / 1e9
+
+
+def bench_training(repeats: int, sizes=TRAIN_SIZES) -> list[dict]:
+    rows = []
+    for name, d_model, N, d_ff, h, batch, length in sizes:
+        torch.manual_seed(0)
+        data = random_batch(batch, length)
+        fns = {k: train_step_fn(m, data) for k, m in make_contenders(d_model, N, d_ff, h).items()}
+        flops = count_flops(fns["book"])
+        t = interleaved(fns, repeats)
+        rows.append({
+            "size": name, "book_ms": 1e3 * t["book"], "torch_ms": 1e3 * t["torch"],
+            "ratio": t["book"] / t["torch"], "gflop_per_step": flops / 1e9, "book_gflops": flops / t["book"] / 1e9,
+            "tokens_per_s_book": batch * length / t["book"], "tokens_per_s_torch": batch * length / t["torch"],
+        })
+    return rows
+
+
+def bench_decoding(repeats: int, lengths=(32, 128, 256)) -> list[dict]:
+    torch.manual_seed(0)
+    model = make_model(VOCAB, VOCAB, N=2, d_model=512, d_ff=2048, h=8).eval()
+    src = torch.randint(4, VOCAB, (1, 32))
+    mask = torch.ones(1, 1, 32, dtype=torch.bool)
+    rows = []
+    for n in lengths:
+        fns = {
+            "cached": lambda n=n: greedy_decode(model, src, mask, n, 1, use_cache=True),
+            "uncached": lambda n=n: greedy_decode(model, src, mask, n, 1, use_cache=False),
+            "beam4": lambda n=n: beam_search(model, src, mask, n, 1, beam_size=4),
+        }
+        t = interleaved(fns, repeats, warmup=1)
+        rows.append({
+            "tokens": n, "cached_ms": 1e3 * t["cached"], "uncached_ms": 1e3 * t["uncached"],
+            "speedup": t["uncached"] / t["cached"], "beam4_ms": 1e3 * t["beam4"],
+            "beam4_over_greedy": t["beam4"] / t["cached"],
+            "cached_ms_per_token": 1e3 * t["cached"] / (n - 1), "uncached_ms_per_token": 1e3 * t["uncached"] / (n - 1),
+        })
+    return rows
+
+
+def run(quick: bool = False) -> dict:
+    """All benchmarks; `quick` uses fewer repetitions and skips the base size (for the book build)."""
+    repeats = 3 if quick else 7
+    sizes = TRAIN_SIZES[:2] if quick else TRAIN_SIZES
+    peak = matmul_peak(repeats=repeats)
+    training = bench_training(repeats, sizes)
+    for row in training:
+        row["share_of_peak"] = row["book_gflops"] / peak
+    return {
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_peak_gflops": peak,
+        "training": training, "decoding": bench_decoding(max(2, repeats // 2), (32, 128) if quick else (32, 128, 256)),
+    }
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    cells = [[f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no base-size model")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--out", type=Path, default=Path("_build/bench.json"), help="where to write the JSON")
+    args = parser.parse_args(argv)
+    results = run(args.quick)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(args.out)
+    if args.json:
+        print(json.dumps(results))
+        return 0
+    print(f"torch {results['torch']}, {results['threads']} threads, "
+          f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s\n")
+    print("Training step (forward, backward, Adam), book model over torch.nn.Transformer:")
+    print(table(results["training"], ["size", "book_ms", "torch_ms", "ratio", "book_gflops", "share_of_peak"]))
+    print("\nGreedy decoding, cached keys/values against recomputing the prefix; beam 4 against greedy:")
+    columns = ["tokens", "cached_ms", "uncached_ms", "speedup", "beam4_ms", "beam4_over_greedy"]
+    print(table(results["decoding"], columns))
+    print(f"\nJSON written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
