@@ -60,11 +60,8 @@ def run_chapter(md: Path) -> str | None:
         code_number = sum(1 for c in result.nb.cells[: index + 1] if c.cell_type == "code")
         line = _source_line(md.read_text(encoding="utf-8"), cell.source)
         where += f", code cell {code_number} (notebook cell {index}" + (f", line {line} of the .md)" if line else ")")
-        source = cell.source
-    else:
-        source = "(cell unknown)"
-    trace = _ANSI.sub("", error.trace)
-    return f"{where} failed: {_ANSI.sub('', error.summary)}\n\n--- cell source ---\n{source}\n\n--- traceback ---\n{trace}"
+    # nbmake's trace is the cell's source followed by the traceback
+    return f"{where} failed: {_ANSI.sub('', error.summary)}\n{_ANSI.sub('', error.trace)}"
 
 
 @pytest.mark.slow

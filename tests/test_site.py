@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
 # The theme logs this once on file:// pages (no localStorage there); it is harmless.
 KNOWN_CONSOLE_ERRORS = ("Got invalid theme mode",)
 CHART_TIMEOUT_MS = 60_000
+SETTLE_MS = 500
 
 
 def _toc_pages() -> list[str]:
@@ -118,6 +119,7 @@ class PageReport:
     charts: int = 0
     charts_drawn: int = 0
     chart_errors: list[str] = field(default_factory=list)
+    missing_widgets: int = 0
     cdn_charts: int = 0
     math: int = 0
     math_typeset: int = 0
@@ -132,6 +134,8 @@ class PageReport:
             out.append(f"page errors: {self.errors}")
         if self.charts_drawn != self.charts:
             out.append(f"{self.charts - self.charts_drawn} of {self.charts} chart(s) not drawn: {self.chart_errors}")
+        if self.missing_widgets:
+            out.append(f"{self.missing_widgets} chart(s) without the input widgets their parameters are bound to")
         if self.cdn_charts:
             out.append(f"{self.cdn_charts} Altair chart(s) left in CDN-loading HTML (not converted by vegalite_offline)")
         if self.math_typeset != self.math:
@@ -141,12 +145,34 @@ class PageReport:
 
 CHART_STATE_JS = """() => {
   const containers = [...document.querySelectorAll('div.vegalite-offline')];
+  const drawn = c => {
+    const el = c.querySelector(':scope > .vegalite-offline-chart svg.marks, :scope > .vegalite-offline-chart canvas');
+    if (!el) return false;
+    const width = el.tagName.toLowerCase() === 'canvas' ? el.width : parseFloat(el.getAttribute('width'));
+    return c.dataset.vegaliteStatus === 'rendered' && width > 0;
+  };
+  // Parameters bound to an input widget (alt.binding_select, binding_range, ...) in a spec.
+  const widgets = spec => {
+    const names = new Set();
+    const walk = node => {
+      if (Array.isArray(node)) { node.forEach(walk); return; }
+      if (!node || typeof node !== 'object') return;
+      if (node.name && node.bind && typeof node.bind === 'object' && node.bind.input) names.add(node.name);
+      Object.values(node).forEach(walk);
+    };
+    walk(spec);
+    return names.size;
+  };
+  const missingWidgets = containers.filter(c => {
+    const spec = JSON.parse(c.querySelector(':scope > script.vegalite-offline-spec').textContent).spec;
+    return c.querySelectorAll('.vega-bindings .vega-bind').length < widgets(spec);
+  }).length;
   return {
     charts: containers.length,
-    drawn: containers.filter(c => c.dataset.vegaliteStatus === 'rendered'
-        && c.querySelector('.vegalite-offline-chart svg, .vegalite-offline-chart canvas')).length,
+    drawn: containers.filter(drawn).length,
     errors: containers.filter(c => c.dataset.vegaliteStatus === 'error')
-        .map(c => c.textContent.trim().slice(0, 300)),
+        .map(c => [...c.querySelectorAll('.vegalite-offline-error')].map(e => e.textContent).join(' ')),
+    missingWidgets: missingWidgets,
     cdn: document.querySelectorAll('div[id^="altair-viz-"]').length,
   };
 }"""
@@ -200,9 +226,10 @@ def check_page(browser, base_url: str, path: str, screenshots: Path | None = Non
         charts = page.evaluate(CHART_STATE_JS)
         report.charts, report.charts_drawn = charts["charts"], charts["drawn"]
         report.chart_errors, report.cdn_charts = charts["errors"], charts["cdn"]
+        report.missing_widgets = charts["missingWidgets"]
         math = page.evaluate(MATH_STATE_JS)
         report.math, report.math_typeset = math["math"], math["typeset"]
-        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(SETTLE_MS)  # let late requests (fonts, lazy scripts) show up
         if screenshots is not None:
             screenshots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshots / (path.replace("/", "__") + ".png")), full_page=True)
