@@ -137,7 +137,7 @@ class PageReport:
         if self.missing_widgets:
             out.append(f"{self.missing_widgets} chart(s) without the input widgets their parameters are bound to")
         if self.cdn_charts:
-            out.append(f"{self.cdn_charts} Altair chart(s) left in CDN-loading HTML (not converted by vegalite_offline)")
+            out.append(f"{self.cdn_charts} Altair chart(s) left as CDN-loading HTML (missed by vegalite_offline)")
         if self.math_typeset != self.math:
             out.append(f"{self.math - self.math_typeset} of {self.math} equation(s) not typeset by MathJax")
         return out
@@ -209,16 +209,20 @@ def check_page(browser, base_url: str, path: str, screenshots: Path | None = Non
     page.on("pageerror", lambda exc: report.errors.append(f"pageerror: {exc}"))
     page.on(
         "console",
-        lambda msg: msg.type == "error"
-        and not any(known in msg.text for known in KNOWN_CONSOLE_ERRORS)
-        and report.errors.append(f"console.error: {msg.text}"),
+        lambda msg: (
+            msg.type == "error"
+            and not any(known in msg.text for known in KNOWN_CONSOLE_ERRORS)
+            and report.errors.append(f"console.error: {msg.text}")
+        ),
     )
     page.on("websocket", lambda ws: report.external.append(ws.url))
     page.on(
         "response",
-        lambda resp: resp.status >= 400
-        and urlsplit(resp.url).netloc == origin
-        and report.local_failures.append(f"{resp.status} {resp.url}"),
+        lambda resp: (
+            resp.status >= 400
+            and urlsplit(resp.url).netloc == origin
+            and report.local_failures.append(f"{resp.status} {resp.url}")
+        ),
     )
     try:
         page.goto(report.url, wait_until="load")
@@ -253,10 +257,9 @@ def test_page_is_offline_and_draws_everything(browser, base_url: str, site: Path
 
 def test_pages_outside_the_toc(browser, base_url: str, site: Path) -> None:
     """Any other HTML page the build wrote (not theme templates under _static) passes the same checks."""
+    built = (p.relative_to(site) for p in site.rglob("*.html"))
     others = sorted(
-        str(p.relative_to(site))
-        for p in site.rglob("*.html")
-        if p.relative_to(site).parts[0] not in ("_static", "_sources", "_images") and str(p.relative_to(site)) not in PAGES
+        str(p) for p in built if p.parts[0] not in ("_static", "_sources", "_images") and str(p) not in PAGES
     )
     failures = {}
     for path in others:

@@ -69,8 +69,10 @@ DEFAULT_EMBED_OPTIONS: dict[str, Any] = {
     "actions": {"export": True, "source": False, "compiled": False, "editor": False},
 }
 
-# Altair's HTML templates end with `})(SPEC, EMBED_OPTIONS);` inside the script that calls vegaEmbed.
+# Altair's HTML template wraps its code in `(function(spec, embedOpt){ ... })(SPEC, EMBED_OPTIONS);`:
+# the first `})(` after that opener is the call (the function body holds no data).
 _ALTAIR_MARKER = re.compile(r'<div id="(altair-viz-[0-9a-f]+)"')
+_ALTAIR_OPENER = re.compile(r"\(function\s*\(\s*spec\s*,\s*embedOpt\s*\)\s*\{")
 _ALTAIR_CALL = re.compile(r"\}\)\(\s*(?=\{)")
 
 
@@ -82,11 +84,12 @@ def altair_html_spec(text: str) -> tuple[dict, dict] | None:
     """(spec, embed options) of an Altair ``text/html`` chart output; None if the HTML is not one."""
     if not _ALTAIR_MARKER.search(text) or "vegaEmbed" not in text:
         return None
-    calls = list(_ALTAIR_CALL.finditer(text))
-    if not calls:
-        raise VegaLiteParseError("no `})(spec, options)` call found")
+    opener = _ALTAIR_OPENER.search(text)
+    call = _ALTAIR_CALL.search(text, opener.end()) if opener else None
+    if call is None:
+        raise VegaLiteParseError("no `(function(spec, embedOpt){...})(spec, options)` call found")
     decoder = json.JSONDecoder()
-    pos = calls[-1].end()
+    pos = call.end()
     try:
         spec, pos = decoder.raw_decode(text, pos)
         match = re.compile(r"\s*,\s*").match(text, pos)
