@@ -63,6 +63,7 @@ CASES = [
     ("rate factor 0", lambda: rate(1, 512, 0.0, 10), ValueError, ["factor"]),
     ("scheduler warmup", lambda: make_scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1), 8,
                                                 warmup=-5), ValueError, ["warmup"]),
+    ("smoothing with no other token", lambda: LabelSmoothing(2, 0, 0.1), ValueError, ["smoothing", "size=2"]),
     ("smoothing 1", lambda: LabelSmoothing(5, 0, 1.0), ValueError, ["smoothing"]),
     ("padding_idx outside", lambda: LabelSmoothing(5, 5, 0.1), ValueError, ["padding_idx"]),
     ("smoothing target outside", lambda: LabelSmoothing(5, 0, 0.1)(torch.zeros(2, 5), torch.tensor([1, 7])),

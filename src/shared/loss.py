@@ -23,6 +23,11 @@ class LabelSmoothing(nn.Module):
             raise ValueError(f"padding_idx must be a token id in [0, {size - 1}] or None, got {padding_idx}")
         self.padding_idx = padding_idx
         self.smoothing = checks.probability("smoothing", smoothing)
+        if self.smoothing > 0 and size - (2 if padding_idx is not None else 1) < 1:
+            raise ValueError(
+                f"smoothing > 0 needs a token besides the true one and padding to receive its mass, "
+                f"but size={size} with padding_idx={padding_idx} leaves none"
+            )
         self.confidence = 1.0 - self.smoothing
         self.criterion = nn.KLDivLoss(reduction="sum")
         self.true_dist: torch.Tensor | None = None
