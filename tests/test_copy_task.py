@@ -16,7 +16,7 @@ def test_copy_task_converges_to_exact_copies():
     model, history = train_copy_model(seed=0)
     seconds = time.perf_counter() - start
     held_out = random_sequences(1000, generator=torch.Generator().manual_seed(12345))
-    trained_on = copy_batches(20 * 30, 80, generator=torch.Generator().manual_seed(1))  # what train_copy_model saw
+    trained_on = copy_batches(20 * 40, 80, generator=torch.Generator().manual_seed(1))  # what train_copy_model saw
     seen = {tuple(s.tolist()) for b in trained_on for s in b.src}
     unseen = torch.stack([s for s in held_out if tuple(s.tolist()) not in seen])
     assert len(unseen) > 990  # held out: (almost) none of them was trained on

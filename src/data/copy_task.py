@@ -40,7 +40,7 @@ def copy_model_config() -> dict:
     return {"src_vocab": 11, "tgt_vocab": 11, "N": 2, "d_model": 64, "d_ff": 256, "h": 4, "dropout": 0.0}
 
 
-def train_copy_model(epochs: int = 30, seed: int = 0, progress: bool | None = None):
+def train_copy_model(epochs: int = 40, seed: int = 0, progress: bool | None = None):
     """Train the book's copy-task model from seed `seed`; return (model, History). Deterministic."""
     from src.shared.training import train
     from src.transformer.model import make_model
