@@ -1,0 +1,117 @@
+"""The number-word corpus and the tokenizers: disjoint splits, file format, exact round trips."""
+
+from __future__ import annotations
+
+import pytest
+
+from src.data.numbers import number_words, split_numbers, write_number_corpus
+from src.data.tokenizer import (
+    BOS, EOS, PAD, SPECIALS, UNK, BPETokenizer, WordTokenizer, join_words, split_words, tokenizer_from_dict,
+)
+
+
+def test_number_words_in_three_languages():
+    assert number_words(97, "en") == "ninety-seven"
+    assert number_words(97, "fr") == "quatre-vingt-dix-sept"
+    assert number_words(324, "de") == "dreihundertvierundzwanzig"
+    with pytest.raises(ValueError, match="lang"):
+        number_words(3, "it")
+    with pytest.raises(ValueError, match="n"):
+        number_words(-1, "en")
+
+
+def test_splits_are_disjoint_seeded_and_in_range():
+    a = split_numbers(500, 100, 200, limit=2000, seed=3)
+    assert {k: len(v) for k, v in a.items()} == {"train": 500, "valid": 100, "test": 200}
+    train, valid, test = (set(a[k]) for k in ("train", "valid", "test"))
+    assert len(train) == 500 and not train & valid and not train & test and not valid & test
+    assert all(0 <= n < 2000 for v in a.values() for n in v)
+    assert split_numbers(500, 100, 200, limit=2000, seed=3) == a
+    assert split_numbers(500, 100, 200, limit=2000, seed=4) != a
+    with pytest.raises(ValueError, match="exceeds"):
+        split_numbers(1500, 400, 200, limit=2000)
+    with pytest.raises(ValueError, match="n_test"):
+        split_numbers(10, 10, 0)
+
+
+def test_corpus_files_are_parallel_lines(tmp_path):
+    paths = write_number_corpus(tmp_path, "fr", n_train=50, n_valid=5, n_test=7, limit=1000, seed=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{s}.{lang}" for s in ("train", "valid", "test") for lang in ("en", "fr")
+    )
+    en = paths["test"][0].read_text(encoding="utf-8")
+    fr = paths["test"][1].read_text(encoding="utf-8")
+    assert en.endswith("\n") and len(en.splitlines()) == len(fr.splitlines()) == 7
+    numbers = split_numbers(50, 5, 7, limit=1000, seed=1)["test"]
+    assert en.splitlines() == [number_words(n, "en") for n in numbers]
+    assert fr.splitlines() == [number_words(n, "fr") for n in numbers]
+    # the same seed writes the same bytes
+    again = write_number_corpus(tmp_path / "again", "fr", n_train=50, n_valid=5, n_test=7, limit=1000, seed=1)
+    assert again["train"][1].read_bytes() == paths["train"][1].read_bytes()
+    with pytest.raises(ValueError, match="tgt_lang"):
+        write_number_corpus(tmp_path, "en")
+
+
+@pytest.mark.parametrize("sentence", [
+    "quatre-vingt-dix-sept", "nine hundred and ninety-nine thousand, nine hundred and ninety-nine",
+    "vingt et un mille", "zéro", "deux cents",
+])
+def test_split_join_round_trip(sentence):
+    assert join_words(split_words(sentence)) == sentence
+
+
+def test_split_words_keeps_compounds_and_separates_commas():
+    assert split_words("quatre-vingts mille, un") == ["quatre-vingts", "mille", ",", "un"]
+
+
+def test_word_tokenizer_round_trip_on_every_french_and_english_number_below_2000():
+    for lang in ("en", "fr"):
+        sentences = [number_words(n, lang) for n in range(2000)]
+        tok = WordTokenizer.build(sentences)
+        assert tok.itos[:4] == list(SPECIALS) and (PAD, BOS, EOS, UNK) == (0, 1, 2, 3)
+        assert len(tok) < 120  # a closed vocabulary of about a hundred words
+        for s in sentences:
+            ids = tok.encode(s)
+            assert UNK not in ids
+            assert tok.decode([BOS, *ids, EOS, PAD, PAD]) == s
+
+
+def test_word_tokenizer_unknown_words_and_decoding_stops_at_end():
+    tok = WordTokenizer.build(["un deux", "deux trois"])
+    assert tok.encode("deux quatre") == [tok.stoi["deux"], UNK]
+    assert tok.decode([tok.stoi["un"], EOS, tok.stoi["deux"]]) == "un"
+    assert tokenizer_from_dict(tok.to_dict()).itos == tok.itos
+    with pytest.raises(ValueError, match="special"):
+        WordTokenizer(["a", "b"])
+
+
+def test_bpe_splits_german_compounds_into_known_pieces_and_round_trips():
+    train = split_numbers(3000, 1, 300, seed=0)
+    sentences = [number_words(n, "de") for n in train["train"]]
+    tok = BPETokenizer.train(sentences, vocab_size=200)
+    assert tok.tokens([0, 1, 2, 3]) == list(SPECIALS)
+    assert len(tok) <= 200
+    # unseen test numbers: spelled from subwords, no <unk>, and decoded back exactly
+    for n in train["test"]:
+        s = number_words(n, "de")
+        ids = tok.encode(s)
+        assert UNK not in ids
+        assert 1 < len(ids) < len(s)  # split into pieces, but fewer pieces than characters
+        assert tok.decode([BOS, *ids, EOS, PAD]) == s
+    pieces = tok.tokens(tok.encode("dreihundertvierundzwanzig"))
+    assert "".join(pieces).lstrip("▁") == "dreihundertvierundzwanzig" and len(pieces) >= 3
+    # saved and loaded through a plain dict, as in checkpoints
+    again = tokenizer_from_dict(tok.to_dict())
+    assert again.encode("siebenhunderttausendeinundsiebzig") == tok.encode("siebenhunderttausendeinundsiebzig")
+
+
+def test_bpe_training_is_deterministic():
+    sentences = [number_words(n, "de") for n in range(0, 5000, 7)]
+    assert BPETokenizer.train(sentences, 150).to_dict() == BPETokenizer.train(sentences, 150).to_dict()
+
+
+def test_tokenizer_from_dict_rejects_unknown_kinds():
+    with pytest.raises(ValueError, match="kind"):
+        tokenizer_from_dict({"kind": "sentencepiece"})
+    with pytest.raises(ValueError, match="saved tokenizer"):
+        tokenizer_from_dict(["<pad>"])
