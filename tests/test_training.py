@@ -29,8 +29,8 @@ def test_scheduler_multiplies_base_lr_by_rate():
     opt = make_optimizer(model)
     assert opt.defaults["betas"] == (0.9, 0.98) and opt.defaults["eps"] == 1e-9
     sched = make_scheduler(opt, model_size=64, factor=2.0, warmup=10)
-    for step in range(25):
-        assert opt.param_groups[0]["lr"] == pytest.approx(rate(step, 64, 2.0, 10))
+    for update in range(1, 26):  # the paper counts updates from 1
+        assert opt.param_groups[0]["lr"] == pytest.approx(rate(update, 64, 2.0, 10))
         opt.step()
         sched.step()
 
@@ -51,6 +51,24 @@ def test_label_smoothing_distribution():
     torch.testing.assert_close(d, expected)
     kl = (expected * (expected.clamp_min(1e-30).log() - x)).sum()
     torch.testing.assert_close(loss, kl)
+
+
+def test_label_smoothing_with_zero_probabilities_is_finite():
+    """Predictions of exactly 0 on tokens the target gives no mass: no nan (the seed's example)."""
+    crit = LabelSmoothing(5, padding_idx=0, smoothing=0.0)
+    p = torch.tensor([[0, 0.2, 0.7, 0.1, 0]])
+    loss = crit(p.log(), torch.tensor([2]))
+    assert loss.item() == pytest.approx(-torch.log(torch.tensor(0.7)).item())
+    x = p.log().requires_grad_()
+    crit(x, torch.tensor([2])).backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_label_smoothing_equals_kl_div_loss():
+    crit = LabelSmoothing(7, padding_idx=0, smoothing=0.2)
+    x = torch.randn(6, 7).log_softmax(-1)
+    loss = crit(x, torch.tensor([1, 2, 0, 6, 3, 3]))
+    torch.testing.assert_close(loss, torch.nn.KLDivLoss(reduction="sum")(x, crit.true_dist))
 
 
 def test_label_smoothing_zero_is_cross_entropy():

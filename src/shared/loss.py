@@ -29,7 +29,6 @@ class LabelSmoothing(nn.Module):
                 f"but size={size} with padding_idx={padding_idx} leaves none"
             )
         self.confidence = 1.0 - self.smoothing
-        self.criterion = nn.KLDivLoss(reduction="sum")
         self.true_dist: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -46,7 +45,11 @@ class LabelSmoothing(nn.Module):
             true_dist[:, self.padding_idx] = 0
             true_dist[target == self.padding_idx] = 0
         self.true_dist = true_dist.detach()
-        return self.criterion(x, true_dist)
+        # KL(true_dist || p) = sum of t (log t - log p) over entries with t > 0; entries with t = 0
+        # add nothing, even where the prediction is exactly 0 (log p = -inf), as in `nn.KLDivLoss`
+        # up to that case, where it would give 0 * inf = nan.
+        kl = true_dist * (true_dist.clamp_min(torch.finfo(x.dtype).tiny).log() - x)
+        return torch.where(true_dist > 0, kl, torch.zeros_like(kl)).sum()
 
 
 class LossCompute:

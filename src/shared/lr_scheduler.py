@@ -29,6 +29,10 @@ def make_optimizer(model: torch.nn.Module, base_lr: float = 1.0) -> torch.optim.
 def make_scheduler(
     optimizer: torch.optim.Optimizer, model_size: int, factor: float = 1.0, warmup: int = 4000
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A `LambdaLR` whose multiplier is `rate(step, ...)`: set the optimizer's base lr to 1."""
-    rate(0, model_size, factor, warmup)  # check the arguments now, not at the first step
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: rate(step, model_size, factor, warmup))
+    """A `LambdaLR` whose multiplier is `rate(step, ...)`: set the optimizer's base lr to 1.
+
+    `LambdaLR` counts the steps it has taken, from 0; the k-th update (k = 1, 2, ...) is taken
+    after k - 1 of them, so it is given `rate(k)`, equation (3) with the paper's numbering.
+    """
+    rate(1, model_size, factor, warmup)  # check the arguments now, not at the first step
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda done: rate(done + 1, model_size, factor, warmup))

@@ -60,6 +60,7 @@ class TrainState:
     accum_step: int = 0  # gradient accumulation steps
     samples: int = 0  # examples seen
     tokens: int = 0  # target tokens seen
+    lr: float = 0.0  # learning rate of the last update
 
 
 def run_epoch(
@@ -92,6 +93,7 @@ def run_epoch(
             state.samples += batch.src.size(0)
             state.tokens += batch.ntokens
             if (i + 1) % accum_iter == 0:
+                state.lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.step += 1
@@ -165,7 +167,7 @@ def train(
         epoch_bar = tqdm(epoch_bar, desc="epochs", unit="epoch")
 
     def record(s: TrainState, loss: float) -> None:
-        history.steps.append({"step": s.step, "epoch": epoch, "loss": loss, "lr": scheduler.get_last_lr()[0]})
+        history.steps.append({"step": s.step, "epoch": epoch, "loss": loss, "lr": s.lr})
 
     if hasattr(model, "set_fused_attention"):
         model.set_fused_attention(fused)
