@@ -137,3 +137,16 @@ def test_thebe_assets_are_recognised():
     assert offline_site._is_thebe_asset(Asset("sphinx-thebe.js"))
     assert offline_site._is_thebe_asset(Asset("", 'const THEBE_JS_URL = "https://unpkg.com/thebe"'))
     assert not offline_site._is_thebe_asset(Asset("mathjax/tex-chtml.js"))
+
+
+def test_bibliography_labels_are_author_year():
+    from pybtex.database import parse_file
+
+    import author_year_labels
+
+    bib = parse_file(str(Path(__file__).resolve().parents[1] / "book" / "references.bib"))
+    labels = {key: author_year_labels.author_year_label(entry) for key, entry in bib.entries.items()}
+    assert labels["vaswani2017attention"] == "Vaswani et al., 2017"
+    assert labels["kingma2015adam"] == "Kingma and Ba, 2015"
+    assert labels["popovic2015chrf"] == "Popović, 2015"
+    assert labels["post2018call"] == "Post, 2018"
