@@ -140,9 +140,8 @@ def test_thebe_assets_are_recognised():
 
 
 def test_bibliography_labels_are_author_year():
-    from pybtex.database import parse_file
-
     import author_year_labels
+    from pybtex.database import parse_file
 
     bib = parse_file(str(Path(__file__).resolve().parents[1] / "book" / "references.bib"))
     labels = {key: author_year_labels.author_year_label(entry) for key, entry in bib.entries.items()}
