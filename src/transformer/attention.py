@@ -108,9 +108,11 @@ class MultiHeadedAttention(nn.Module):
         if cache is not None and static_kv and "k" in cache:
             q = self.split_heads(query, w_q)  # (batch, h, queries, d_k)
             k, v = cache["k"], cache["v"]
-        else:
+        elif cache is None:
             q, k, v = self.project(query, key, value)  # each (batch, h, seq, d_k)
-            if cache is not None and not static_kv and "k" in cache:
+        else:  # decoding one new position a step: three small products cost less than stacking weights
+            q, k, v = (self.split_heads(x, w) for x, w in ((query, w_q), (key, w_k), (value, w_v)))
+            if not static_kv and "k" in cache:
                 k = torch.cat([cache["k"], k], dim=2)  # (batch, h, cached + keys, d_k)
                 v = torch.cat([cache["v"], v], dim=2)
         if cache is not None:
