@@ -4,8 +4,11 @@ A chapter leaves an Altair chart as the last expression of a cell. The kernel re
 
 * ``text/html`` from Altair's default renderer: a ``<div>`` and a script that loads vega,
   vega-lite and vega-embed from a CDN (blank offline), with the spec inlined as JSON;
-* ``application/vnd.vegalite.v*+json`` / ``application/vnd.vegalite.v6.json`` (or the Vega
-  equivalents) from Altair's ``mimetype`` renderer, which myst-nb does not render at all.
+* ``application/vnd.vegalite.v*+json`` (or the Vega equivalents), the native MIME type that
+  JupyterLab draws and myst-nb does not render at all. (Altair 6's ``mimetype`` renderer writes the
+  key ``application/vnd.vegalite.v6.json``, without "+": nbformat rejects a JSON object under such a
+  key, so the notebook fails validation before it reaches the book; chapters keep Altair's default
+  renderer.)
 
 This extension registers a myst-nb MIME render plugin that turns both into the same offline
 container::
