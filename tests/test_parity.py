@@ -20,11 +20,20 @@ def padded_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return src, tgt
 
 
+def randomize_norms(model: nn.Module) -> None:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+
+
 @pytest.mark.parametrize("norm_first", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_model_matches_torch_nn_transformer(norm_first, seed):
     torch.manual_seed(seed)
     model = make_model(13, 17, N=2, d_model=32, d_ff=64, h=4, dropout=0.0, norm_first=norm_first)
+    randomize_norms(model)  # fresh norms are all alike: a misplaced one would go unnoticed
     src, tgt = padded_batch(seed)
     assert max_difference(model, src, tgt) < 1e-5
 
@@ -32,6 +41,7 @@ def test_model_matches_torch_nn_transformer(norm_first, seed):
 def test_parity_check_can_fail():
     """A model whose weights differ from its twin's by one entry is caught."""
     model = make_model(13, 17, N=1, d_model=32, d_ff=64, h=4, dropout=0.0)
+    randomize_norms(model)
     src, tgt = padded_batch(0)
     from src.transformer import reference
 
