@@ -12,6 +12,8 @@ import pytest
 import vl_convert as vlc
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vega_helpers import described, rendered_marks, units
+from vega_helpers import inline_rows as rows
 
 from src.viz.masks import ALLOWED, MASKED, causal_mask_chart, causal_mask_frame
 from src.viz.positional import positional_encoding_chart, positional_encoding_frame, positional_encoding_heatmap
@@ -34,41 +36,6 @@ BUILDERS = {
 
 
 # --- helpers: read what a spec plots and what Vega renders ---------------------------------------------
-
-
-def rows(spec: dict) -> list[dict]:
-    """The one inline dataset of a chart spec (Altair consolidates data under `datasets`)."""
-    datasets = spec["datasets"]
-    assert len(datasets) == 1, f"expected one dataset, got {list(datasets)}"
-    return next(iter(datasets.values()))
-
-
-def units(spec: dict) -> list[dict]:
-    """The single-view specs of a chart: itself, or each layer of a layered chart."""
-    return spec["layer"] if "layer" in spec else [spec]
-
-
-def rendered_marks(spec: dict) -> list[dict]:
-    """Every mark item Vega draws for the spec (rects, lines, points, text), from its scenegraph."""
-    found: list[dict] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("role") == "mark":
-                found.extend(dict(item, marktype=node["marktype"]) for item in node["items"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(vlc.vegalite_to_scenegraph(spec))
-    return found
-
-
-def described(item: dict) -> dict[str, str]:
-    """The tooltip fields Vega attaches to a rendered mark, e.g. {'query i': '3', 'key j': '1', ...}."""
-    return dict(part.split(": ", 1) for part in item["description"].split("; "))
 
 
 # --- every chart: valid Vega-Lite, renders, labelled -----------------------------------------------------

@@ -8,6 +8,9 @@ import math
 import altair as alt
 import pytest
 import vl_convert as vlc
+from vega_helpers import described, units
+from vega_helpers import inline_rows as data
+from vega_helpers import rendered_marks as marks
 
 from src.viz.bench import (
     BOOK,
@@ -61,40 +64,6 @@ BUILDERS = {
     "throughput": lambda: training_throughput_chart(training_rows()),
     "flops": lambda: flops_chart(training_rows(), PEAK),
 }
-
-
-def data(spec: dict) -> list[dict]:
-    """The one inline dataset of a chart spec (Altair consolidates data under `datasets`)."""
-    datasets = spec["datasets"]
-    assert len(datasets) == 1, f"expected one dataset, got {list(datasets)}"
-    return next(iter(datasets.values()))
-
-
-def units(spec: dict) -> list[dict]:
-    return spec["layer"] if "layer" in spec else [spec]
-
-
-def marks(spec: dict, marktype: str) -> list[dict]:
-    """Every item of the given mark type that Vega draws, from its scenegraph."""
-    found: list[dict] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if node.get("role") == "mark" and node.get("marktype") == marktype:
-                found.extend(node["items"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(vlc.vegalite_to_scenegraph(spec))
-    return found
-
-
-def described(item: dict) -> dict[str, str]:
-    """The tooltip fields Vega attaches to a drawn mark."""
-    return dict(part.split(": ", 1) for part in item["description"].split("; "))
 
 
 # --- every chart -----------------------------------------------------------------------------------------
