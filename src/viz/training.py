@@ -24,7 +24,7 @@ def _log_or_symlog(values: pd.Series) -> alt.Scale:
     return alt.Scale(type="log") if (values > 0).all() else alt.Scale(type="symlog")
 
 
-def training_curves_chart(history: object, title: str = "Training curves", width: int = 560) -> alt.VConcatChart:
+def training_curves_chart(history: object, title: str = "Training curves", width: int = 470) -> alt.VConcatChart:
     """Three panels over the optimizer step: loss (train per step, eval per epoch), learning rate, eval accuracy.
 
     Epoch rows are drawn at the step the epoch ended. Panels without data (no eval batches) are left out.
