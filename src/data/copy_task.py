@@ -63,3 +63,20 @@ def exact_match(model, sequences: torch.Tensor) -> float:
     model.eval()
     out = greedy_decode(model, sequences, (sequences != PAD).unsqueeze(-2), sequences.size(1), BOS)
     return float((out == sequences).all(dim=1).float().mean())
+
+
+def cached_copy_model(epochs: int = 40, seed: int = 0, progress: bool | None = None):
+    """`train_copy_model`, trained once and then read from the model cache (`src.shared.checkpoint`).
+
+    Chapters call this, so a build trains the copy-task model once, whichever chapter runs first.
+    """
+    from src.shared.checkpoint import Checkpoint, cached_model
+    from src.shared.training import History
+
+    def train_fn() -> Checkpoint:
+        model, history = train_copy_model(epochs, seed, progress)
+        return Checkpoint(model, extra={"steps": history.steps, "epochs": history.epochs})
+
+    settings = {"epochs": epochs, "seed": seed, **copy_model_config()}
+    ckpt = cached_model("copy-task", settings, train_fn)
+    return ckpt.model.eval(), History(steps=ckpt.extra["steps"], epochs=ckpt.extra["epochs"])
