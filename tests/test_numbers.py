@@ -6,7 +6,16 @@ import pytest
 
 from src.data.numbers import number_words, split_numbers, write_number_corpus
 from src.data.tokenizer import (
-    BOS, EOS, PAD, SPECIALS, UNK, BPETokenizer, WordTokenizer, join_words, split_words, tokenizer_from_dict,
+    BOS,
+    EOS,
+    PAD,
+    SPECIALS,
+    UNK,
+    BPETokenizer,
+    WordTokenizer,
+    join_words,
+    split_words,
+    tokenizer_from_dict,
 )
 
 

@@ -10,6 +10,8 @@ with the same loader (`src.data.parallel`) a real corpus would use.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -38,7 +40,8 @@ def split_numbers(
              "test": checks.positive_int("n_test", n_test)}
     limit = checks.positive_int("limit", limit)
     if sum(sizes.values()) > limit:
-        raise ValueError(f"n_train + n_valid + n_test = {sum(sizes.values())} exceeds the {limit} numbers below {limit}")
+        total = sum(sizes.values())
+        raise ValueError(f"n_train + n_valid + n_test = {total} exceeds the {limit} numbers below {limit}")
     perm = torch.randperm(limit, generator=torch.Generator().manual_seed(seed)).tolist()
     out, start = {}, 0
     for split, size in sizes.items():
@@ -75,3 +78,82 @@ def write_number_corpus(
             pair.append(path)
         paths[split] = (pair[0], pair[1])
     return paths
+
+
+# --- the book's models: settings measured to reach the targets on a 2-core CPU, and a cache ----------------
+
+
+@dataclass(frozen=True)
+class NumbersTask:
+    """Which numbers, in which language, and how many of them: the data side of a number-translation run."""
+
+    lang: str = "fr"
+    n_train: int = 40_000
+    n_valid: int = 500
+    n_test: int = 1_000
+    limit: int = LIMIT
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.lang not in ("fr", "de"):
+            raise ValueError(f"lang must be 'fr' or 'de', got {self.lang!r}")
+        for name in ("n_train", "n_valid", "n_test", "limit"):
+            checks.positive_int(name, getattr(self, name))
+        if self.n_train + self.n_valid + self.n_test > self.limit:
+            raise ValueError(f"n_train + n_valid + n_test exceeds the {self.limit} numbers below {self.limit}")
+
+    def pairs(self, split: str) -> list[tuple[str, str]]:
+        """The (English, target) sentence pairs of one split, generated in memory (no files)."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        ns = split_numbers(self.n_train, self.n_valid, self.n_test, self.limit, self.data_seed)[split]
+        return [(number_words(n, "en"), number_words(n, self.lang)) for n in ns]
+
+
+def number_settings(lang: str = "fr"):
+    """The book's model and schedule for English -> `lang`: the same model code, only the target tokenizer differs.
+
+    Measured on a 2-core CPU (one thread, other jobs running): three epochs over 40 000 pairs,
+    939 steps, 90-140 s; test exact match 0.997-1.0 over three seeds for French, 0.999 for German.
+    """
+    from src.data.translation import TranslationSettings
+
+    if lang not in ("fr", "de"):
+        raise ValueError(f"lang must be 'fr' or 'de', got {lang!r}")
+    return TranslationSettings(
+        src_tokenizer="word", tgt_tokenizer="word" if lang == "fr" else "bpe", bpe_vocab=150,
+        N=2, d_model=128, d_ff=256, h=4, dropout=0.0,
+        epochs=3, batch_size=128, warmup=400, factor=0.3, smoothing=0.0, seed=0,
+    )
+
+
+def train_numbers(task: NumbersTask, settings=None, progress: bool | None = None, ctx=None,
+                  data_dir: str | Path | None = None):
+    """Write the corpus files, read them back with the parallel-text loader, and train; returns a Translator."""
+    import tempfile
+
+    from src.data.parallel import load_split
+    from src.data.translation import train_translation
+
+    settings = settings or number_settings(task.lang)
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(data_dir) if data_dir is not None else Path(tmp)
+        write_number_corpus(directory, task.lang, task.n_train, task.n_valid, task.n_test, task.limit, task.data_seed)
+        train_pairs = load_split(directory, "train", "en", task.lang)
+        valid_pairs = load_split(directory, "valid", "en", task.lang)
+    translator = train_translation(train_pairs, valid_pairs, settings, progress=progress, ctx=ctx)
+    translator.extra["task"] = dataclasses.asdict(task)
+    return translator
+
+
+def numbers_translator(lang: str = "fr", progress: bool | None = None, task: NumbersTask | None = None, settings=None):
+    """The book's English -> `lang` model: trained once, then loaded from the model cache."""
+    from src.data.translation import Translator
+    from src.shared.checkpoint import cached_model
+
+    task = task or NumbersTask(lang=lang)
+    settings = settings or number_settings(task.lang)
+    key = {"task": dataclasses.asdict(task), "settings": settings.to_dict()}
+    ckpt = cached_model(f"numbers-{task.lang}", key,
+                        lambda: train_numbers(task, settings, progress=progress).to_checkpoint())
+    return Translator.from_checkpoint(ckpt)

@@ -150,6 +150,7 @@ class EpochBatches:
         make_batches(examples[:1], batch_size, max_tokens)  # check the arguments now
 
     def __call__(self) -> list[Batch]:
-        batches = make_batches(self.examples, self.batch_size, self.max_tokens, shuffle=True, seed=self.seed + self.epoch)
+        seed = self.seed + self.epoch
+        batches = make_batches(self.examples, self.batch_size, self.max_tokens, shuffle=True, seed=seed)
         self.epoch += 1
         return batches

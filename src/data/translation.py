@@ -27,6 +27,7 @@ class TranslationSettings:
     src_tokenizer: str = "word"  # 'word' or 'bpe'
     tgt_tokenizer: str = "word"
     bpe_vocab: int = 250  # vocabulary size of a BPE tokenizer (specials and characters included)
+    share_vocab: bool = False  # one tokenizer for both sides and shared embeddings (paper, section 3.4)
     N: int = 2
     d_model: int = 128
     d_ff: int = 512
@@ -45,6 +46,8 @@ class TranslationSettings:
         for side in ("src_tokenizer", "tgt_tokenizer"):
             if getattr(self, side) not in ("word", "bpe"):
                 raise ValueError(f"{side} must be 'word' or 'bpe', got {getattr(self, side)!r}")
+        if self.share_vocab and self.src_tokenizer != self.tgt_tokenizer:
+            raise ValueError("share_vocab needs the same tokenizer kind on both sides")
         for name in ("bpe_vocab", "N", "d_model", "d_ff", "h", "epochs", "warmup"):
             checks.positive_int(name, getattr(self, name))
         checks.probability("dropout", self.dropout)
@@ -150,15 +153,19 @@ def train_translation(
 
     s = settings
     ctx = ctx or distributed.DistContext()
-    src_tok = build_tokenizer(s.src_tokenizer, [a for a, _ in train_pairs], s.bpe_vocab)
-    tgt_tok = build_tokenizer(s.tgt_tokenizer, [b for _, b in train_pairs], s.bpe_vocab)
+    if s.share_vocab:
+        src_tok = tgt_tok = build_tokenizer(s.src_tokenizer, [x for pair in train_pairs for x in pair], s.bpe_vocab)
+    else:
+        src_tok = build_tokenizer(s.src_tokenizer, [a for a, _ in train_pairs], s.bpe_vocab)
+        tgt_tok = build_tokenizer(s.tgt_tokenizer, [b for _, b in train_pairs], s.bpe_vocab)
     examples = encode_pairs(train_pairs, src_tok, tgt_tok, s.max_len)
     eval_batches = None
     if valid_pairs:
         valid = encode_pairs(valid_pairs, src_tok, tgt_tok)
         eval_batches = [b.to(ctx.device) for b in make_batches(valid, s.batch_size, s.max_tokens, shuffle=False)]
     torch.manual_seed(s.seed)
-    model = make_model(len(src_tok), len(tgt_tok), N=s.N, d_model=s.d_model, d_ff=s.d_ff, h=s.h, dropout=s.dropout)
+    model = make_model(len(src_tok), len(tgt_tok), N=s.N, d_model=s.d_model, d_ff=s.d_ff, h=s.h, dropout=s.dropout,
+                       share_embeddings=s.share_vocab)
     trained = distributed.wrap(model, ctx)
     batches = distributed.sharded(EpochBatches(examples, s.batch_size, s.max_tokens, seed=s.seed), ctx)
     start = time.perf_counter()

@@ -16,7 +16,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +63,9 @@ def _check_plain(obj: object, where: str) -> None:
         )
 
 
-def save_checkpoint(path: str | Path, model: EncoderDecoder, vocabs: dict | None = None, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: EncoderDecoder, vocabs: dict | None = None, extra: dict | None = None
+) -> Path:
     """Write `model` (weights and `.config`), `vocabs` and `extra` to `path`, atomically."""
     if not isinstance(getattr(model, "config", None), ModelConfig):
         raise TypeError("model must be built by make_model (it needs a .config to be rebuilt when loaded)")
@@ -84,6 +88,7 @@ def save_checkpoint(path: str | Path, model: EncoderDecoder, vocabs: dict | None
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -112,12 +117,14 @@ def load_checkpoint(
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, random bytes, or a pickle that would run code
-        raise ValueError(
-            f"{path} is not a readable checkpoint (corrupt, truncated, or holding objects that "
-            f"weights_only loading refuses to unpickle): {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        ) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated zip, random bytes, an empty file, or a pickle that would run code
+        refused = isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in str(e)
+        why = ("it holds objects other than tensors and plain containers, which could run code when "
+               "unpickled, or bytes that are not a pickle" if refused else "it is corrupt or truncated")
+        raise ValueError(f"{path} is not a readable checkpoint: {why} ({_first_line(e)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} was not written by save_checkpoint (no {FORMAT!r} marker)")
     if payload.get("version") != VERSION:
@@ -139,20 +146,31 @@ def load_checkpoint(
     return Checkpoint(model, payload.get("vocabs", {}), payload.get("extra", {}))
 
 
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
 def cache_dir() -> Path:
     """Where `cached_model` keeps models: $TRANSFORMER_BOOK_CACHE, else `_build/.model_cache` in the repository."""
     return Path(os.environ.get(CACHE_ENV) or _ROOT / "_build" / ".model_cache")
 
 
+# The code that decides what a trained model computes: a change here makes cached models stale.
+TRAINING_CODE = (
+    "transformer/attention.py", "transformer/embeddings.py", "transformer/layers.py", "transformer/model.py",
+    "shared/training.py", "shared/loss.py", "shared/lr_scheduler.py",
+    "data/tokenizer.py", "data/parallel.py", "data/numbers.py", "data/translation.py", "data/copy_task.py",
+)
+
+
 def code_fingerprint() -> str:
     """A hash of the code that builds, trains and feeds models, so a changed model is never read from the cache."""
     h = hashlib.sha256()
-    src = _ROOT / "src"
-    files = [src / "checks.py", *sorted((src / "transformer").glob("*.py")), *sorted((src / "shared").glob("*.py")),
-             *sorted((src / "data").glob("*.py"))]
-    for f in files:
-        h.update(f.relative_to(src).as_posix().encode())
-        h.update(f.read_bytes())
+    for name in TRAINING_CODE:
+        f = _ROOT / "src" / name
+        h.update(name.encode())
+        h.update(f.read_bytes() if f.is_file() else b"")
     return h.hexdigest()
 
 
@@ -162,7 +180,9 @@ def settings_key(name: str, settings: dict) -> str:
     return hashlib.sha256((text + code_fingerprint()).encode()).hexdigest()
 
 
-def cached_model(name: str, settings: dict, train_fn: Callable[[], Checkpoint], directory: str | Path | None = None) -> Checkpoint:
+def cached_model(
+    name: str, settings: dict, train_fn: Callable[[], Checkpoint], directory: str | Path | None = None
+) -> Checkpoint:
     """Load model `name` trained with `settings` from the cache, or call `train_fn()` and cache its result.
 
     `settings` must describe everything that changes the trained model (data, sizes, seed, epochs):

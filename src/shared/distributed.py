@@ -74,12 +74,12 @@ class DDP(DistributedDataParallel):
     """DistributedDataParallel that forwards unknown attributes (`generator`, `src_embed`, ...) to the model.
 
     `train` reads them from the model it is given; `forward` still goes through DDP, so gradients
-    are averaged. Buffers (the positional-encoding table) never change, so they are not broadcast.
+    are averaged. Buffers (the positional-encoding table) never change: synced once, not at every forward.
     """
 
     def __init__(self, module: torch.nn.Module, ctx: DistContext) -> None:
         ids = [ctx.device] if ctx.device.type == "cuda" else None
-        super().__init__(module, device_ids=ids, broadcast_buffers=False)
+        super().__init__(module, device_ids=ids, forward_sync_buffers=False)
 
     def __getattr__(self, name: str):
         try:

@@ -1,0 +1,259 @@
+"""Train from the command line and write a checkpoint; data-parallel when started by `torchrun`.
+
+    python -m src.train copy                      # the copy task, ~20 s on a laptop CPU
+    python -m src.train numbers --lang fr         # English -> French number words, ~2 min
+    python -m src.train files --data-dir D --src en --tgt de --base   # a Multi30k / WMT corpus
+    torchrun --standalone --nproc-per-node 2 -m src.train copy   # the same, in two processes
+
+Each writes `--out` (a checkpoint: model, configuration, vocabularies) and `--history` (JSON: the
+loss of every step and epoch). Under `torchrun` every process trains on a slice of each batch, and
+only the first one writes. Bad options exit with status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="checkpoint to write (default runs/<task>.pt)")
+    p.add_argument("--history", type=Path, help="JSON file for the loss history (default: next to --out)")
+    p.add_argument("--seed", type=_non_negative_int, default=0)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--threads", type=_positive_int, help="torch threads per process (default: torch's)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: only on a terminal)")
+
+
+def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
+    p.add_argument("--layers", "-N", dest="N", type=_positive_int, default=d["N"])
+    p.add_argument("--d-model", type=_positive_int, default=d["d_model"])
+    p.add_argument("--d-ff", type=_positive_int, default=d["d_ff"])
+    p.add_argument("--heads", dest="h", type=_positive_int, default=d["h"])
+    p.add_argument("--dropout", type=_rate, default=d["dropout"])
+    p.add_argument("--epochs", type=_positive_int, default=d["epochs"])
+    p.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="sentences per batch")
+    p.add_argument("--max-tokens", type=_positive_int, default=d["max_tokens"], help="target tokens per batch")
+    p.add_argument("--warmup", type=_positive_int, default=d["warmup"])
+    p.add_argument("--factor", type=_positive_float, default=d["factor"])
+    p.add_argument("--smoothing", type=_rate, default=d["smoothing"])
+    p.add_argument("--bpe-vocab", type=_positive_int, default=d["bpe_vocab"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from src.data.numbers import number_settings
+
+    parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
+    tasks = parser.add_subparsers(dest="task", required=True, metavar="{copy,numbers,files}")
+
+    p = tasks.add_parser("copy", help="the copy task: output the input sequence")
+    _common(p)
+    p.add_argument("--epochs", type=_positive_int, default=40)
+    p.add_argument("--batches", type=_positive_int, default=20, help="batches per epoch")
+    p.add_argument("--batch-size", type=_positive_int, default=80)
+
+    p = tasks.add_parser("numbers", help="English number words to French or German")
+    _common(p)
+    p.add_argument("--lang", choices=["fr", "de"], default="fr")
+    p.add_argument("--n-train", type=_positive_int, default=40_000)
+    p.add_argument("--n-valid", type=_positive_int, default=500)
+    p.add_argument("--n-test", type=_positive_int, default=1_000)
+    p.add_argument("--data-dir", type=Path, help="also keep the corpus files here")
+    p.add_argument("--tokenizer", choices=["word", "bpe"], help="target tokenizer (default: word for fr, bpe for de)")
+    defaults = number_settings("fr").to_dict()
+    _model_options(p, defaults)
+
+    p = tasks.add_parser("files", help="a parallel corpus in plain text files (Multi30k, IWSLT, WMT)")
+    _common(p)
+    p.add_argument("--data-dir", type=Path, required=True, help="holds <split>.<lang> files, one sentence a line")
+    p.add_argument("--src", required=True, help="source language suffix, e.g. en")
+    p.add_argument("--tgt", required=True, help="target language suffix, e.g. de")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--valid-split", default="valid")
+    p.add_argument("--tokenizer", choices=["word", "bpe"], default="bpe")
+    p.add_argument("--share-vocab", action=argparse.BooleanOptionalAction, default=None,
+                   help="one BPE vocabulary for both languages and shared embeddings (default with --base)")
+    p.add_argument("--max-len", type=_positive_int, default=100, help="drop longer training pairs (tokens)")
+    p.add_argument("--base", action="store_true",
+                   help="the paper's base model: N=6, d_model=512, d_ff=2048, h=8, dropout 0.1, smoothing 0.1, "
+                        "warmup 4000, 25000 target tokens a batch, BPE 37000; options given explicitly win")
+    _model_options(p, dict.fromkeys(FILES_SMALL))  # None: filled from FILES_SMALL or BASE in `parse`
+    return parser
+
+
+# A model a laptop trains on Multi30k in hours, and the paper's base model (Table 3), for `files`.
+FILES_SMALL = {"N": 3, "d_model": 256, "d_ff": 1024, "h": 8, "dropout": 0.1, "smoothing": 0.1, "epochs": 10,
+               "batch_size": None, "max_tokens": 4096, "warmup": 4000, "factor": 1.0, "bpe_vocab": 8000,
+               "share_vocab": False}
+BASE = {**FILES_SMALL, "N": 6, "d_model": 512, "d_ff": 2048, "h": 8, "max_tokens": 25000, "bpe_vocab": 37000,
+        "share_vocab": True, "epochs": 20}
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse and check every option; errors exit with status 2 before anything is written."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    sub = parser._subparsers._group_actions[0].choices[args.task]  # the task's own parser, for its usage line
+    if args.task == "files":
+        preset = BASE if args.base else FILES_SMALL
+        for k, v in preset.items():
+            if getattr(args, k) is None:
+                setattr(args, k, v)
+    if args.task in ("numbers", "files"):
+        if args.d_model % args.h:
+            sub.error(f"--d-model ({args.d_model}) must be divisible by --heads ({args.h})")
+    if args.task == "numbers" and args.n_train + args.n_valid + args.n_test > 1_000_000:
+        sub.error("--n-train + --n-valid + --n-test must not exceed the 1000000 numbers below one million")
+    if args.task == "files":
+        for split in (args.train_split, args.valid_split):
+            for lang in (args.src, args.tgt):
+                f = args.data_dir / f"{split}.{lang}"
+                if not f.is_file():
+                    sub.error(f"corpus file not found: {f}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sub.error("--device cuda: no GPU is available")
+    args.out = args.out or Path("runs") / f"{args.task if args.task != 'numbers' else 'numbers-' + args.lang}.pt"
+    args.history = args.history or args.out.with_suffix(".history.json")
+    for path in (args.out, args.history):
+        if path.exists() and path.is_dir():
+            sub.error(f"{path} is a directory, expected a file path")
+        parent = path.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            sub.error(f"cannot write {path}: {parent} is not a writable directory")
+    return args
+
+
+def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
+    from src.data.translation import TranslationSettings
+
+    return TranslationSettings(
+        src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer, bpe_vocab=args.bpe_vocab, N=args.N,
+        d_model=args.d_model, d_ff=args.d_ff, h=args.h, dropout=args.dropout, epochs=args.epochs,
+        batch_size=args.batch_size, max_tokens=args.max_tokens, warmup=args.warmup, factor=args.factor,
+        smoothing=args.smoothing, max_len=getattr(args, "max_len", None), seed=args.seed,
+        share_vocab=bool(getattr(args, "share_vocab", False)),
+    )
+
+
+def train_copy(args: argparse.Namespace, ctx):
+    """The copy task of `src.data.copy_task.train_copy_model`, with batches split across processes."""
+    from src.data.copy_task import PAD, copy_batches, copy_model_config
+    from src.shared import distributed
+    from src.shared.checkpoint import Checkpoint
+    from src.shared.training import train
+    from src.transformer.model import make_model
+
+    torch.manual_seed(args.seed)
+    model = make_model(**copy_model_config())
+    data_gen = torch.Generator().manual_seed(args.seed + 1)
+    eval_gen = torch.Generator().manual_seed(args.seed + 2)
+    eval_batches = [b.to(ctx.device) for b in copy_batches(2, 80, generator=eval_gen)]
+    batches = distributed.sharded(lambda: copy_batches(args.batches, args.batch_size, generator=data_gen), ctx)
+    start = time.perf_counter()
+    history = train(distributed.wrap(model, ctx), batches, args.epochs, pad=PAD, eval_batches=eval_batches,
+                    factor=2.0, warmup=200, progress=args.progress if ctx.is_main else False)
+    seconds = time.perf_counter() - start
+    history = distributed.average_history(history, ctx)
+    extra = {"history": {"steps": history.steps, "epochs": history.epochs}, "train_seconds": seconds}
+    return Checkpoint(model.cpu(), {}, extra)
+
+
+def train_numbers_cli(args: argparse.Namespace, ctx):
+    from src.data.numbers import NumbersTask, train_numbers
+
+    task = NumbersTask(args.lang, args.n_train, args.n_valid, args.n_test, data_seed=args.seed)
+    tokenizer = args.tokenizer or ("word" if args.lang == "fr" else "bpe")
+    translator = train_numbers(task, _settings(args, "word", tokenizer), args.progress, ctx, args.data_dir)
+    translator.model.cpu()
+    return translator.to_checkpoint()
+
+
+def train_files(args: argparse.Namespace, ctx):
+    from src.data.parallel import load_split
+    from src.data.translation import train_translation
+
+    train_pairs = load_split(args.data_dir, args.train_split, args.src, args.tgt)
+    valid_pairs = load_split(args.data_dir, args.valid_split, args.src, args.tgt)
+    translator = train_translation(train_pairs, valid_pairs, _settings(args, args.tokenizer, args.tokenizer),
+                                   args.progress, ctx)
+    translator.model.cpu()
+    translator.extra["corpus"] = {"data_dir": str(args.data_dir), "src": args.src, "tgt": args.tgt}
+    return translator.to_checkpoint()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    from src.shared import distributed
+    from src.shared.checkpoint import save_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ctx = distributed.init(args.device)
+    try:
+        run = {"copy": train_copy, "numbers": train_numbers_cli, "files": train_files}[args.task]
+        ckpt = run(args, ctx)
+        if ctx.is_main:
+            save_checkpoint(args.out, ckpt.model, ckpt.vocabs, ckpt.extra)
+            history = {**ckpt.extra["history"], "world": ctx.world, "train_seconds": ckpt.extra["train_seconds"]}
+            tmp = args.history.with_name(args.history.name + ".tmp")
+            tmp.write_text(json.dumps(history, indent=1))
+            os.replace(tmp, args.history)
+            last = ckpt.extra["history"]["epochs"][-1]
+            print(f"wrote {args.out} and {args.history}: {ctx.world} process(es), "
+                  f"{ckpt.extra['train_seconds']:.1f} s, last epoch {json.dumps(last)}", file=sys.stderr)
+    finally:
+        distributed.cleanup(ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
