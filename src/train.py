@@ -81,6 +81,8 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--epochs", type=_positive_int, default=d["epochs"])
     p.add_argument("--batch-size", type=_positive_int, default=d["batch_size"], help="sentences per batch")
     p.add_argument("--max-tokens", type=_positive_int, default=d["max_tokens"], help="target tokens per batch")
+    p.add_argument("--accum", dest="accum_iter", type=_positive_int, default=d.get("accum_iter", 1),
+                   help="batches per optimizer step (gradient accumulation)")
     p.add_argument("--warmup", type=_positive_int, default=d["warmup"])
     p.add_argument("--factor", type=_positive_float, default=d["factor"])
     p.add_argument("--smoothing", type=_rate, default=d["smoothing"])
@@ -179,7 +181,7 @@ def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
         src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer, bpe_vocab=args.bpe_vocab, N=args.N,
         d_model=args.d_model, d_ff=args.d_ff, h=args.h, dropout=args.dropout, epochs=args.epochs,
         batch_size=args.batch_size, max_tokens=args.max_tokens, warmup=args.warmup, factor=args.factor,
-        smoothing=args.smoothing, max_len=getattr(args, "max_len", None), seed=args.seed,
+        smoothing=args.smoothing, max_len=getattr(args, "max_len", None), seed=args.seed, accum_iter=args.accum_iter,
         share_vocab=bool(getattr(args, "share_vocab", False)),
     )
 

@@ -3,7 +3,8 @@
 `num2words` spells each number in each language ("ninety-seven" -> "quatre-vingt-dix-sept",
 "siebenundneunzig"). The numbers are split into train, validation and test sets by one seeded
 permutation of 0 .. limit-1, so the three sets are disjoint: the test set holds numbers the
-model never saw. The sentences are written as plain parallel text files, one sentence per line
+model never saw. The training set also holds the building blocks (every number below 1000, every
+round thousand) that are not held out. The sentences are written as plain parallel text files, one sentence per line
 (`train.en` / `train.fr`, `valid.en` / ...), the format of Multi30k, IWSLT and WMT, and read back
 with the same loader (`src.data.parallel`) a real corpus would use.
 """
@@ -32,32 +33,55 @@ def number_words(n: int, lang: str) -> str:
     return num2words(checks.non_negative_int("n", n), lang=lang)
 
 
+def building_blocks(limit: int = LIMIT) -> list[int]:
+    """Every number below 1000 and every multiple of 1000 below `limit`: the parts all other numbers are made of."""
+    return sorted(set(range(min(1000, limit))) | set(range(1000, limit, 1000)))
+
+
 def split_numbers(
-    n_train: int, n_valid: int, n_test: int, limit: int = LIMIT, seed: int = 0
+    n_train: int, n_valid: int, n_test: int, limit: int = LIMIT, seed: int = 0, blocks: bool = True
 ) -> dict[str, list[int]]:
-    """Disjoint train / valid / test sets of numbers in [0, limit): consecutive slices of one seeded permutation."""
+    """Disjoint train / valid / test sets of numbers in [0, limit), drawn from one seeded permutation.
+
+    The validation and test sets are the first `n_valid`, then the next `n_test` numbers of the
+    permutation: uniform samples. With `blocks`, the training set holds every `building_blocks`
+    number that is not held out (each group of three digits alone, each round thousand: the
+    spellings a uniform sample almost never shows, since 99.9 % of the numbers below a million
+    are above 999), and the following numbers of the permutation fill it up to `n_train`.
+    """
     sizes = {"train": checks.positive_int("n_train", n_train), "valid": checks.positive_int("n_valid", n_valid),
              "test": checks.positive_int("n_test", n_test)}
     limit = checks.positive_int("limit", limit)
     if sum(sizes.values()) > limit:
         total = sum(sizes.values())
         raise ValueError(f"n_train + n_valid + n_test = {total} exceeds the {limit} numbers below {limit}")
-    perm = torch.randperm(limit, generator=torch.Generator().manual_seed(seed)).tolist()
-    out, start = {}, 0
-    for split, size in sizes.items():
-        out[split] = perm[start : start + size]
-        start += size
-    return out
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(limit, generator=g).tolist()
+    valid, test = perm[:n_valid], perm[n_valid : n_valid + n_test]
+    held_out = set(valid) | set(test)
+    train = [n for n in building_blocks(limit) if n not in held_out] if blocks else []
+    if len(train) > n_train:
+        raise ValueError(f"n_train ({n_train}) is smaller than the {len(train)} building blocks; "
+                         "raise n_train or pass blocks=False")
+    chosen = set(train)
+    for n in perm[n_valid + n_test :]:
+        if len(train) == n_train:
+            break
+        if n not in chosen:
+            train.append(n)
+    train = [train[i] for i in torch.randperm(len(train), generator=g).tolist()]  # blocks spread through the file
+    return {"train": train, "valid": valid, "test": test}
 
 
 def write_number_corpus(
     directory: str | Path,
     tgt_lang: str = "fr",
-    n_train: int = 30_000,
+    n_train: int = 40_000,
     n_valid: int = 500,
     n_test: int = 1_000,
     limit: int = LIMIT,
     seed: int = 0,
+    blocks: bool = True,
 ) -> dict[str, tuple[Path, Path]]:
     """Write `{split}.en` and `{split}.{tgt_lang}` for each split into `directory`; return their paths.
 
@@ -68,7 +92,7 @@ def write_number_corpus(
         raise ValueError(f"tgt_lang must be 'fr' or 'de', got {tgt_lang!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    numbers = split_numbers(n_train, n_valid, n_test, limit, seed)
+    numbers = split_numbers(n_train, n_valid, n_test, limit, seed, blocks)
     paths = {}
     for split, ns in numbers.items():
         pair = []
@@ -93,6 +117,7 @@ class NumbersTask:
     n_test: int = 1_000
     limit: int = LIMIT
     data_seed: int = 0
+    blocks: bool = True  # every number below 1000 and every round thousand in the training set
 
     def __post_init__(self) -> None:
         if self.lang not in ("fr", "de"):
@@ -106,7 +131,7 @@ class NumbersTask:
         """The (English, target) sentence pairs of one split, generated in memory (no files)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        ns = split_numbers(self.n_train, self.n_valid, self.n_test, self.limit, self.data_seed)[split]
+        ns = split_numbers(self.n_train, self.n_valid, self.n_test, self.limit, self.data_seed, self.blocks)[split]
         return [(number_words(n, "en"), number_words(n, self.lang)) for n in ns]
 
 
@@ -138,7 +163,8 @@ def train_numbers(task: NumbersTask, settings=None, progress: bool | None = None
     settings = settings or number_settings(task.lang)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(data_dir) if data_dir is not None else Path(tmp)
-        write_number_corpus(directory, task.lang, task.n_train, task.n_valid, task.n_test, task.limit, task.data_seed)
+        write_number_corpus(directory, task.lang, task.n_train, task.n_valid, task.n_test, task.limit, task.data_seed,
+                            task.blocks)
         train_pairs = load_split(directory, "train", "en", task.lang)
         valid_pairs = load_split(directory, "valid", "en", task.lang)
     translator = train_translation(train_pairs, valid_pairs, settings, progress=progress, ctx=ctx)

@@ -36,6 +36,7 @@ class TranslationSettings:
     epochs: int = 10
     batch_size: int | None = 128  # sentences per batch
     max_tokens: int | None = None  # or target tokens per batch
+    accum_iter: int = 1  # batches per optimizer step (gradient accumulation)
     warmup: int = 400
     factor: float = 1.0
     smoothing: float = 0.0
@@ -48,7 +49,7 @@ class TranslationSettings:
                 raise ValueError(f"{side} must be 'word' or 'bpe', got {getattr(self, side)!r}")
         if self.share_vocab and self.src_tokenizer != self.tgt_tokenizer:
             raise ValueError("share_vocab needs the same tokenizer kind on both sides")
-        for name in ("bpe_vocab", "N", "d_model", "d_ff", "h", "epochs", "warmup"):
+        for name in ("bpe_vocab", "N", "d_model", "d_ff", "h", "epochs", "warmup", "accum_iter"):
             checks.positive_int(name, getattr(self, name))
         checks.probability("dropout", self.dropout)
         checks.probability("smoothing", self.smoothing)
@@ -171,7 +172,7 @@ def train_translation(
     start = time.perf_counter()
     history = train(
         trained, batches, s.epochs, pad=PAD, eval_batches=eval_batches, smoothing=s.smoothing,
-        factor=s.factor, warmup=s.warmup, progress=progress if ctx.is_main else False,
+        factor=s.factor, warmup=s.warmup, accum_iter=s.accum_iter, progress=progress if ctx.is_main else False,
     )
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
