@@ -57,6 +57,15 @@ def evaluate_numbers(translator, beam_size: int = 4, alpha: float = 0.6) -> dict
     return out
 
 
+def _rounded(obj, digits: int = 4):
+    """Floats rounded for reading (BLEU 100.00000000000004 -> 100.0); the rest unchanged."""
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _rounded(v, digits) for k, v in obj.items()}
+    return obj
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 translator = numbers_translator(lang, args.progress)
             result[f"en_{lang}"] = evaluate_numbers(translator, args.beam_size, args.alpha)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(_rounded(result), indent=2))
     return 0
 
 
