@@ -17,49 +17,30 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+from src import checks
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
-    return value
+def _argument(parse: Callable[[str], object], check: Callable[[str, object], object]) -> Callable[[str], object]:
+    """An argparse `type`: parse the text, then apply a `src.checks` check; errors become usage errors (exit 2)."""
+
+    def convert(text: str) -> object:
+        try:
+            return check("value", parse(text))
+        except (TypeError, ValueError) as e:
+            raise argparse.ArgumentTypeError(f"{e} (from {text!r})") from None
+
+    return convert
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+_positive_int = _argument(int, checks.positive_int)
+_non_negative_int = _argument(int, checks.non_negative_int)
+_rate = _argument(float, checks.probability)
+_positive_float = _argument(float, checks.positive_float)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
