@@ -71,6 +71,7 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from src.data.copy_task import copy_training_config
     from src.data.numbers import number_settings
 
     parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
@@ -79,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = tasks.add_parser("copy", help="the copy task: output the input sequence")
     _common(p)
     p.add_argument("--epochs", type=_positive_int, default=40)
-    p.add_argument("--batches", type=_positive_int, default=20, help="batches per epoch")
-    p.add_argument("--batch-size", type=_positive_int, default=80)
+    p.add_argument("--batches", type=_positive_int, default=copy_training_config()["batches"], help="batches per epoch")
+    p.add_argument("--batch-size", type=_positive_int, default=copy_training_config()["batch_size"])
 
     p = tasks.add_parser("numbers", help="English number words to French or German")
     _common(p)
@@ -169,12 +170,13 @@ def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
 
 def train_copy(args: argparse.Namespace, ctx):
     """The copy task of `src.data.copy_task.train_copy_model`, with batches split across processes."""
-    from src.data.copy_task import PAD, copy_batches, copy_model_config
+    from src.data.copy_task import PAD, copy_batches, copy_model_config, copy_training_config
     from src.shared import distributed
     from src.shared.checkpoint import Checkpoint
     from src.shared.training import train
     from src.transformer.model import make_model
 
+    schedule = copy_training_config()
     torch.manual_seed(args.seed)
     model = make_model(**copy_model_config())
     data_gen = torch.Generator().manual_seed(args.seed + 1)
@@ -183,7 +185,8 @@ def train_copy(args: argparse.Namespace, ctx):
     batches = distributed.sharded(lambda: copy_batches(args.batches, args.batch_size, generator=data_gen), ctx)
     start = time.perf_counter()
     history = train(distributed.wrap(model, ctx), batches, args.epochs, pad=PAD, eval_batches=eval_batches,
-                    factor=2.0, warmup=200, progress=args.progress if ctx.is_main else False)
+                    factor=schedule["factor"], warmup=schedule["warmup"],
+                    progress=args.progress if ctx.is_main else False)
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
     extra = {"history": {"steps": history.steps, "epochs": history.epochs}, "train_seconds": seconds}

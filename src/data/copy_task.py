@@ -40,6 +40,11 @@ def copy_model_config() -> dict:
     return {"src_vocab": 11, "tgt_vocab": 11, "N": 2, "d_model": 64, "d_ff": 256, "h": 4, "dropout": 0.0}
 
 
+def copy_training_config() -> dict:
+    """The copy task's schedule: equation (3) scaled by `factor`, with `warmup` steps; 20 batches of 80 an epoch."""
+    return {"factor": 2.0, "warmup": 200, "batches": 20, "batch_size": 80}
+
+
 def train_copy_model(epochs: int = 40, seed: int = 0, progress: bool | None = None):
     """Train the book's copy-task model from seed `seed`; return (model, History). Deterministic."""
     from src.shared.training import train
@@ -49,9 +54,10 @@ def train_copy_model(epochs: int = 40, seed: int = 0, progress: bool | None = No
     model = make_model(**copy_model_config())
     data_gen = torch.Generator().manual_seed(seed + 1)
     eval_batches = copy_batches(2, 80, generator=torch.Generator().manual_seed(seed + 2))
+    c = copy_training_config()
     history = train(
-        model, lambda: copy_batches(20, 80, generator=data_gen), epochs,
-        pad=PAD, eval_batches=eval_batches, factor=2.0, warmup=200, progress=progress,
+        model, lambda: copy_batches(c["batches"], c["batch_size"], generator=data_gen), epochs,
+        pad=PAD, eval_batches=eval_batches, factor=c["factor"], warmup=c["warmup"], progress=progress,
     )
     return model, history
 
@@ -77,6 +83,6 @@ def cached_copy_model(epochs: int = 40, seed: int = 0, progress: bool | None = N
         model, history = train_copy_model(epochs, seed, progress)
         return Checkpoint(model, extra={"steps": history.steps, "epochs": history.epochs})
 
-    settings = {"epochs": epochs, "seed": seed, **copy_model_config()}
+    settings = {"epochs": epochs, "seed": seed, **copy_model_config(), **copy_training_config()}
     ckpt = cached_model("copy-task", settings, train_fn)
     return ckpt.model.eval(), History(steps=ckpt.extra["steps"], epochs=ckpt.extra["epochs"])
