@@ -8,6 +8,20 @@
 Each writes `--out` (a checkpoint: model, configuration, vocabularies) and `--history` (JSON: the
 loss of every step and epoch). Under `torchrun` every process trains on a slice of each batch, and
 only the first one writes. Bad options exit with status 2 before anything is written.
+
+While it trains, each command keeps a training state next to `--out` (`<out>.state.pt`, e.g.
+`runs/copy.state.pt`): the model, Adam's moments, the schedule, the step counts, the loss history,
+every random state and the place in the epoch. It is written at the end of every epoch and, with
+`--checkpoint-every K`, after every K optimizer steps (default 0: only at epoch ends), always
+atomically, and removed once `--out` is written. A run that was killed continues with the same
+command and `--resume`, and ends with the same weights and loss history, bit for bit, as a run
+that never stopped:
+
+    python -m src.train copy --checkpoint-every 50             # killed in epoch 12 ...
+    python -m src.train copy --checkpoint-every 50 --resume    # ... goes on from its last state
+
+`--resume` refuses a missing state and a state of other options (`--epochs` may grow). A file that
+cannot be written (a full disk) ends the run with one line, `error: cannot write ...`, and status 1.
 """
 
 from __future__ import annotations
@@ -51,6 +65,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, help="torch threads per process (default: torch's)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: only on a terminal)")
+    p.add_argument("--checkpoint-every", type=_non_negative_int, default=0, metavar="K",
+                   help="also write the training state <out>.state.pt every K optimizer steps "
+                        "(default 0: only at the end of each epoch); it is removed when the run finishes")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from <out>.state.pt; the other options must be those of that run")
 
 
 def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
@@ -141,11 +160,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                 f = args.data_dir / f"{split}.{lang}"
                 if not f.is_file():
                     sub.error(f"corpus file not found: {f}")
+    if args.task == "numbers" and args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        sub.error(f"--data-dir {args.data_dir} is a file, expected a directory")
     if args.device == "cuda" and not torch.cuda.is_available():
         sub.error("--device cuda: no GPU is available")
     args.out = args.out or Path("runs") / f"{args.task if args.task != 'numbers' else 'numbers-' + args.lang}.pt"
     args.history = args.history or args.out.with_suffix(".history.json")
-    for path in (args.out, args.history):
+    args.state = args.out.with_suffix(".state.pt")
+    for path in (args.out, args.history, args.state):
         if path.exists() and path.is_dir():
             sub.error(f"{path} is a directory, expected a file path")
         parent = path.parent
@@ -153,7 +175,36 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             parent = parent.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             sub.error(f"cannot write {path}: {parent} is not a writable directory")
+    if args.resume:
+        from src.shared.checkpoint import load_training_state
+
+        if not args.state.is_file():
+            sub.error(f"--resume: no training state at {args.state} (a run writes it while training "
+                      "and removes it when it finishes)")
+        try:
+            saved = load_training_state(args.state)
+        except ValueError as e:
+            sub.error(f"--resume: {e}")
+        mine = run_config(args)
+        if saved.get("config") != mine:
+            old = saved.get("config") if isinstance(saved.get("config"), dict) else {}
+            diff = [f"{k} was {old.get(k)!r}, now {mine.get(k)!r}" for k in sorted(set(old) | set(mine))
+                    if old.get(k) != mine.get(k)]
+            sub.error(f"--resume: {args.state} is the state of another run ({'; '.join(diff)})")
+        if saved["epoch"] > args.epochs:
+            sub.error(f"--resume: {args.state} is at epoch {saved['epoch']}, past --epochs {args.epochs}")
     return args
+
+
+# Options that do not change what is trained: a run may be resumed with other values of these.
+_NOT_CONFIG = {"out", "history", "state", "device", "threads", "progress", "checkpoint_every", "resume",
+               "epochs"}
+
+
+def run_config(args: argparse.Namespace) -> dict:
+    """The options that decide the training, as plain values: a state is resumed only under the same ones."""
+    skip = _NOT_CONFIG | ({"data_dir"} if args.task == "numbers" else set())  # numbers: --data-dir only keeps files
+    return {k: str(v) if isinstance(v, Path) else v for k, v in sorted(vars(args).items()) if k not in skip}
 
 
 def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
@@ -173,7 +224,7 @@ def train_copy(args: argparse.Namespace, ctx):
     from src.data.copy_task import PAD, copy_batches, copy_model_config, copy_training_config
     from src.shared import distributed
     from src.shared.checkpoint import Checkpoint
-    from src.shared.training import train
+    from src.shared.training import SeededBatches, train
     from src.transformer.model import make_model
 
     schedule = copy_training_config()
@@ -182,10 +233,11 @@ def train_copy(args: argparse.Namespace, ctx):
     data_gen = torch.Generator().manual_seed(args.seed + 1)
     eval_gen = torch.Generator().manual_seed(args.seed + 2)
     eval_batches = [b.to(ctx.device) for b in copy_batches(2, 80, generator=eval_gen)]
-    batches = distributed.sharded(lambda: copy_batches(args.batches, args.batch_size, generator=data_gen), ctx)
+    draw = SeededBatches(lambda g: copy_batches(args.batches, args.batch_size, generator=g), data_gen)
+    batches = distributed.sharded(draw, ctx)
     start = time.perf_counter()
     history = train(distributed.wrap(model, ctx), batches, args.epochs, pad=PAD, eval_batches=eval_batches,
-                    factor=schedule["factor"], warmup=schedule["warmup"],
+                    factor=schedule["factor"], warmup=schedule["warmup"], smoothing=schedule["smoothing"],
                     progress=args.progress if ctx.is_main else False)
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
@@ -219,23 +271,34 @@ def train_files(args: argparse.Namespace, ctx):
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from src.shared import distributed
-    from src.shared.checkpoint import save_checkpoint
+    from src.shared.checkpoint import CheckpointWriteError, save_checkpoint
+    from src.shared.training import Checkpointing, ResumeError, checkpointing
 
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = distributed.init(args.device)
+    state = Checkpointing(args.state, args.checkpoint_every, args.resume, run_config(args), ctx.rank, ctx.world)
     try:
         run = {"copy": train_copy, "numbers": train_numbers_cli, "files": train_files}[args.task]
-        ckpt = run(args, ctx)
+        with checkpointing(state):
+            ckpt = run(args, ctx)
         if ctx.is_main:
             save_checkpoint(args.out, ckpt.model, ckpt.vocabs, ckpt.extra)
             history = {**ckpt.extra["history"], "world": ctx.world, "train_seconds": ckpt.extra["train_seconds"]}
             tmp = args.history.with_name(args.history.name + ".tmp")
-            tmp.write_text(json.dumps(history, indent=1))
-            os.replace(tmp, args.history)
+            try:
+                tmp.write_text(json.dumps(history, indent=1))
+                os.replace(tmp, args.history)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise CheckpointWriteError(f"cannot write {args.history}: {e.strerror or e}") from None
+            args.state.unlink(missing_ok=True)  # finished: nothing left to resume
             last = ckpt.extra["history"]["epochs"][-1]
             print(f"wrote {args.out} and {args.history}: {ctx.world} process(es), "
                   f"{ckpt.extra['train_seconds']:.1f} s, last epoch {json.dumps(last)}", file=sys.stderr)
+    except (CheckpointWriteError, ResumeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ResumeError) else 1
     finally:
         distributed.cleanup(ctx)
     return 0

@@ -16,41 +16,76 @@ from src import train as train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BAD_TRAIN = [
-    [],
-    ["translate"],
-    ["copy", "--epochs", "0"],
-    ["copy", "--epochs", "three"],
-    ["copy", "--batch-size", "-4"],
-    ["copy", "--seed", "-1"],
-    ["copy", "--device", "tpu"],
-    ["numbers", "--lang", "it"],
-    ["numbers", "--dropout", "1.5"],
-    ["numbers", "--smoothing", "-0.1"],
-    ["numbers", "--factor", "0"],
-    ["numbers", "--d-model", "130", "--heads", "4"],
-    ["numbers", "--n-train", "2000000"],
-    ["numbers", "--tokenizer", "sentencepiece"],
-    ["files", "--src", "en", "--tgt", "de"],
-    ["files", "--data-dir", "{tmp}/nowhere", "--src", "en", "--tgt", "de"],
+# Every option of every subcommand with a wrong value: each must exit 2 and write nothing.
+# {tmp} is the test's directory, {file} a plain file in it; `files` cases get a valid corpus first.
+COMMON_BAD = [
+    ["--out", "{tmp}"],  # a directory
+    ["--history", "{file}/h.json"],  # under a file
+    ["--seed", "-1"],
+    ["--device", "tpu"],
+    ["--threads", "0"],
+    ["--progress=yes"],
+    ["--no-progress=no"],
+    ["--checkpoint-every", "-1"],
+    ["--checkpoint-every", "often"],
+    ["--resume"],  # no training state to resume
+    ["--resume=yes"],
+]
+MODEL_BAD = [
+    ["--layers", "0"], ["-N", "two"], ["--d-model", "0"], ["--d-ff", "-1"], ["--heads", "0"],
+    ["--dropout", "1.5"], ["--epochs", "0"], ["--batch-size", "0"], ["--max-tokens", "0"], ["--accum", "0"],
+    ["--warmup", "0"], ["--factor", "0"], ["--smoothing", "-0.1"], ["--bpe-vocab", "0"],
+    ["--d-model", "130", "--heads", "4"],
+]
+BAD_BY_TASK = {
+    "copy": [*COMMON_BAD, ["--epochs", "0"], ["--epochs", "three"], ["--batches", "0"], ["--batch-size", "-4"]],
+    "numbers": [*COMMON_BAD, *MODEL_BAD, ["--lang", "it"], ["--n-train", "0"], ["--n-valid", "-1"],
+                ["--n-test", "x"], ["--n-train", "2000000"], ["--data-dir", "{file}"],
+                ["--tokenizer", "sentencepiece"]],
+    "files": [*COMMON_BAD, *MODEL_BAD, ["--data-dir", "{tmp}/nowhere"], ["--src", "xx"], ["--tgt", ""],
+              ["--train-split", "missing"], ["--valid-split", "test"], ["--tokenizer", "chars"],
+              ["--share-vocab=yes"], ["--no-share-vocab=no"], ["--max-len", "0"], ["--base=1"]],
+}
+CORPUS = ["--data-dir", "{tmp}/corpus", "--src", "en", "--tgt", "de"]
+BAD_TRAIN = [[], ["translate"], ["files", "--src", "en", "--tgt", "de"]] + [
+    [task, *(CORPUS if task == "files" else []), *bad] for task, cases in BAD_BY_TASK.items() for bad in cases
 ]
 
 
 def no_files_written(tmp_path: Path, before: set[str]) -> bool:
-    return {p.name for p in tmp_path.rglob("*")} == before
+    return {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")} == before
 
 
 @pytest.mark.parametrize("argv", BAD_TRAIN, ids=lambda a: " ".join(a) or "no-task")
 def test_bad_train_options_exit_2_and_write_nothing(argv, tmp_path, capsys):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    if argv and argv[0] in ("copy", "numbers", "files"):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "corpus").mkdir()
+    for name in ("train.en", "train.de", "valid.en", "valid.de"):
+        (tmp_path / "corpus" / name).write_text("a b\n")
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{file}", str(tmp_path / "file")) for a in argv]
+    if argv and argv[0] in ("copy", "numbers", "files") and "--out" not in argv:
         argv += ["--out", str(tmp_path / "out" / "m.pt")]
-    before = {p.name for p in tmp_path.rglob("*")}
+    before = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")}
     with pytest.raises(SystemExit) as e:
         train_cli.main(argv)
     assert e.value.code == 2
     assert "error" in capsys.readouterr().err
     assert no_files_written(tmp_path, before)
+
+
+def test_every_option_of_every_task_has_a_bad_value_case(tmp_path):
+    parser = train_cli.build_parser()
+    for task, sub in parser._subparsers._group_actions[0].choices.items():
+        tried = {a.split("=")[0] for case in BAD_BY_TASK[task] for a in case if a.startswith("-")}
+        options = {o for action in sub._actions for o in action.option_strings} - {"-h", "--help"}
+        assert options - tried == set(), f"{task}: options without a bad-value case"
+    # without the bad option, each task's command line is fine: the cases fail for their option
+    (tmp_path / "corpus").mkdir()
+    for name in ("train.en", "train.de", "valid.en", "valid.de"):
+        (tmp_path / "corpus" / name).write_text("a b\n")
+    for task in BAD_BY_TASK:
+        base = [a.replace("{tmp}", str(tmp_path)) for a in CORPUS] if task == "files" else []
+        assert train_cli.parse([task, *base, "--out", str(tmp_path / "m.pt")]).task == task
 
 
 def test_unwritable_or_directory_outputs_exit_2(tmp_path, capsys):

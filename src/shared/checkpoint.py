@@ -2,6 +2,10 @@
 
 - `save_checkpoint` writes to a temporary file in the target directory, then renames it over the
   target (`os.replace`, atomic on POSIX): a crash mid-write leaves the previous checkpoint intact.
+  On Linux the temporary file is anonymous (`O_TMPFILE`) until it is complete, so even a killed
+  process leaves no half-written file behind. A failed write (disk full, file too large) raises
+  `CheckpointWriteError` naming the file and the reason.
+- `save_training_state` / `load_training_state` do the same for what `train` needs to resume.
 - `load_checkpoint` uses `torch.load(weights_only=True)`, which unpickles only tensors and plain
   containers: a file that would run code when unpickled is refused, not executed.
 - A checkpoint of another configuration, or a corrupt file, raises ValueError saying which.
@@ -13,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
 import pickle
+import secrets
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -28,6 +34,7 @@ import torch
 from src.transformer.model import EncoderDecoder, ModelConfig, make_model
 
 FORMAT = "annotated-transformer-checkpoint"
+STATE_FORMAT = "annotated-transformer-training-state"
 VERSION = 1
 CACHE_ENV = "TRANSFORMER_BOOK_CACHE"
 _ROOT = Path(__file__).resolve().parents[2]
@@ -80,21 +87,102 @@ def save_checkpoint(
         "vocabs": vocabs,
         "extra": extra,
     }
+    return _atomic_save(payload, path)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, file too large, no permission); the old file is intact."""
+
+
+class _Recorder:
+    """A file wrapper that remembers the OSError of a failed write: torch.save turns it into a vague RuntimeError."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.f, name)  # flush, tell, fileno, ...
+
+
+_USE_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")  # Linux: anonymous until complete
+
+
+def _open_temp(directory: Path, name: str) -> tuple[int, str | None]:
+    """A file descriptor to write to, and the temporary name it has (None: anonymous, `O_TMPFILE`)."""
+    if _USE_TMPFILE:
+        try:
+            return os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644), None
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise  # a full disk or no permission: report it; a file system without O_TMPFILE: fall back
+    return tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+
+
+def _atomic_save(payload: dict, path: str | Path) -> Path:
+    """torch.save `payload` to `path` through a temporary file renamed over it; CheckpointWriteError on failure."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_temp(path.parent, path.name)
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            recorder = _Recorder(f)
+            try:
+                torch.save(payload, recorder)
+            except RuntimeError as e:
+                if recorder.error is None:
+                    raise
+                raise recorder.error from e
             f.flush()
             os.fsync(f.fileno())
+            if tmp is None:  # give the anonymous file a name next to the target, then rename it
+                tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+                proc = os.open("/proc/self/fd", os.O_RDONLY)
+                try:  # linkat(AT_SYMLINK_FOLLOW) on the descriptor's /proc entry; plain link() would not follow
+                    os.link(str(f.fileno()), tmp, src_dir_fd=proc, follow_symlinks=True)
+                finally:
+                    os.close(proc)
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
         os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(e, OSError) and not isinstance(e, CheckpointWriteError):
+            reason = e.strerror or str(e)
+            code = f", {errno.errorcode[e.errno]}" if e.errno in errno.errorcode else ""
+            raise CheckpointWriteError(f"cannot write {path}: {reason}{code}; any previous {path.name} is unchanged") \
+                from None
         raise
     return path
+
+
+def save_training_state(path: str | Path, state: dict) -> Path:
+    """Write the training state of `train` (plain values and tensors only) to `path`, atomically."""
+    _check_plain(state, "state")
+    return _atomic_save({"format": STATE_FORMAT, "version": VERSION, **state}, path)
+
+
+def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a state written by `save_training_state` with weights_only=True; ValueError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training state at {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable training state: {_first_line(e)}") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != VERSION:
+        raise ValueError(f"{path} was not written by save_training_state (no {STATE_FORMAT!r} marker)")
+    return state
 
 
 def _as_config(config: ModelConfig | dict) -> ModelConfig:

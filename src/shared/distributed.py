@@ -104,19 +104,32 @@ def shard(batch: Batch, rank: int, world: int) -> Batch:
     return part
 
 
-def sharded(batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext) -> Callable[[], list[Batch]]:
+class Sharded:
     """A function returning this process's slices of each epoch's batches, on its device.
 
     Batches too small to give every process a row are dropped (the last batch of a bucketed epoch can be).
+    When the batches come from a function with `state_dict`/`load_state_dict` (a `SeededBatches`),
+    so does this one, so that `train` can save and restore where the data stands.
     """
 
-    def epoch() -> list[Batch]:
-        data = batches() if callable(batches) else batches
+    def __init__(self, batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext) -> None:
+        self.batches = batches
+        self.ctx = ctx
+        if callable(getattr(batches, "state_dict", None)):
+            self.state_dict = batches.state_dict
+            self.load_state_dict = batches.load_state_dict
+
+    def __call__(self) -> list[Batch]:
+        ctx = self.ctx
+        data = self.batches() if callable(self.batches) else self.batches
         if not ctx.distributed:
             return [b.to(ctx.device) for b in data]
         return [shard(b, ctx.rank, ctx.world).to(ctx.device) for b in data if b.src.size(0) >= ctx.world]
 
-    return epoch
+
+def sharded(batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext) -> Sharded:
+    """This process's slices of each epoch's batches, on its device: see `Sharded`."""
+    return Sharded(batches, ctx)
 
 
 def average_history(history: History, ctx: DistContext) -> History:
