@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from src.data.copy_task import train_copy_model
@@ -64,7 +67,7 @@ TRANSLATION = (
     "                       for r in tr.history.epochs],\n"
     "            'scores': {k: v.hex() for k, v in scores.items()},\n"
     "            'translations': tr.translate([a for a, _ in task.pairs('test')]),\n"
-    "            'weight': float(sum(p.double().sum() for p in tr.model.parameters())).hex()}\n"
+    "            'weight': float(sum(p.detach().double().sum() for p in tr.model.parameters())).hex()}\n"
 )
 namespace: dict = {}
 exec(TRANSLATION, namespace)
@@ -86,3 +89,64 @@ def test_translation_training_and_metrics_are_bit_identical_across_processes():
     script = TRANSLATION + "import json; print(json.dumps(translation_fingerprint(0)))"
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == here
+
+
+# --- two builds of a chapter print the same numbers ---------------------------------------------------------------
+
+_TIMING = re.compile(r"\d+(?:\.\d+)?\s*(?:ms|s|it/s|s/it)\b")
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def mask_timings(text: str) -> str:
+    """`text` with wall-clock figures masked: '31.1 s', '12 ms', '5.2 it/s', a 'seconds' table column, addresses."""
+    lines = text.splitlines()
+    if lines and "seconds" in lines[0].split():  # a DataFrame with a 'seconds' column: mask that column
+        col = lines[0].split().index("seconds") + 1  # rows start with the index
+        rows = [" ".join("<t>" if i == col else w for i, w in enumerate(line.split())) for line in lines[1:]]
+        lines = [lines[0], *rows]
+    return _ADDRESS.sub(" at <address>", _TIMING.sub("<time>", "\n".join(lines)))
+
+
+def chapter_text_outputs(chapter: Path, cache: Path) -> list[str]:
+    """Run `chapter` in a fresh kernel with an empty model cache; its text outputs (streams, text/plain), in order."""
+    import jupytext
+    from nbclient import NotebookClient
+
+    from src.shared.checkpoint import CACHE_ENV
+
+    notebook = jupytext.read(chapter)
+    env = {**os.environ, CACHE_ENV: str(cache), "OMP_NUM_THREADS": "1"}
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(chapter.parent)}}).execute(env=env)
+    texts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.output_type == "stream":
+                texts.append(f"{out.name}: {out.text}")
+            elif "text/plain" in out.get("data", {}):
+                texts.append(out.data["text/plain"])
+    return texts
+
+
+@pytest.mark.slow
+def test_two_builds_of_the_copy_chapter_print_the_same_numbers(tmp_path):
+    chapter = ROOT / "book" / "copy_task.md"
+    runs = []
+    for name in ("first", "second"):
+        cache = tmp_path / name
+        cache.mkdir()
+        runs.append(chapter_text_outputs(chapter, cache))
+        assert len(list(cache.glob("copy-task-*.pt"))) == 1  # this build trained its own model
+    first, second = ([mask_timings(t) for t in run] for run in runs)
+    assert any("<time>" in t for t in first) and any("<t>" in t for t in first)  # there were timings to mask
+    assert any(t.startswith("stdout: trained ") for t in first) and len(first) > 10
+    assert first == second
+
+
+def test_masking_hides_only_timings():
+    table = "   epoch  train_loss  seconds\n0      0     1.84187  0.77687\n1      1     1.35354  0.81212"
+    assert mask_timings(table) == "   epoch  train_loss  seconds\n0 0 1.84187 <t>\n1 1 1.35354 <t>"
+    assert mask_timings("trained 800 steps in 31.1 s, 12 ms a step, 5.2 it/s") == (
+        "trained 800 steps in <time>, <time> a step, <time>")
+    assert mask_timings("loss 1.84187") != mask_timings("loss 1.84188")
+    assert mask_timings("<Styler at 0x7fc6261c5910>") == "<Styler at <address>>"
