@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from src.shared.loss import LabelSmoothing, LossCompute
@@ -104,6 +105,41 @@ def count_flops(fn: Callable[[], None]) -> int:
     return counter.get_total_flops()
 
 
+class OpTimes(TorchDispatchMode):
+    """Seconds spent in each group of ATen operations while active: forward, backward and optimizer alike."""
+
+    MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = {"matmul": 0.0, "dropout_rng": 0.0, "adam": 0.0, "other": 0.0}
+
+    @classmethod
+    def group(cls, name: str) -> str:
+        if name in cls.MATMULS:
+            return "matmul"
+        if name == "bernoulli_":  # the random mask of every dropout
+            return "dropout_rng"
+        return "adam" if name.startswith(("_fused_adam", "_foreach")) else "other"
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        self.seconds[self.group(func.overloadpacket.__name__)] += time.perf_counter() - start
+        return out
+
+
+def step_breakdown(fn: Callable[[], None], flops: int, steps: int = 2) -> dict[str, float]:
+    """Where a step's time goes (matrix products, dropout's random numbers, the Adam update, everything
+    else, as shares), and the GFLOP/s of the matrix products alone."""
+    with OpTimes() as times:
+        for _ in range(steps):
+            fn()
+    total = sum(times.seconds.values())
+    shares = {f"time_share_{k}": v / total for k, v in times.seconds.items()}
+    return {**shares, "matmul_gflops": flops * steps / times.seconds["matmul"] / 1e9}
+
+
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     """Measured fp32 matmul GFLOP/s of this machine (the median of `repeats` n x n products)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -119,12 +155,30 @@ def bench_training(repeats: int, sizes=TRAIN_SIZES) -> list[dict]:
         fns = {k: train_step_fn(m, data) for k, m in make_contenders(d_model, N, d_ff, h).items()}
         flops = count_flops(fns["book"])
         t = interleaved(fns, repeats)
+        breakdown = step_breakdown(fns["book"], flops)
         rows.append({
             "size": name, "book_ms": 1e3 * t["book"], "torch_ms": 1e3 * t["torch"],
             "ratio": t["book"] / t["torch"], "gflop_per_step": flops / 1e9, "book_gflops": flops / t["book"] / 1e9,
             "tokens_per_s_book": batch * length / t["book"], "tokens_per_s_torch": batch * length / t["torch"],
+            **breakdown,
         })
     return rows
+
+
+def bench_optimizer(repeats: int, d_model: int = 512, N: int = 6) -> dict:
+    """One Adam update of the base model's parameters: PyTorch's fused kernel against the `foreach` loop."""
+    torch.manual_seed(0)
+    model = make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=4 * d_model, h=8)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    fns = {}
+    for kind in ("fused", "foreach"):
+        opt = torch.optim.Adam(model.parameters(), lr=1e-6, betas=(0.9, 0.98), eps=1e-9, **{kind: True})
+        fns[kind] = opt.step
+    t = interleaved(fns, repeats)
+    params = sum(p.numel() for p in model.parameters())
+    return {"parameters": params, "fused_ms": 1e3 * t["fused"], "foreach_ms": 1e3 * t["foreach"],
+            "speedup": t["foreach"] / t["fused"]}
 
 
 def bench_decoding(repeats: int, lengths=(32, 128, 256), batch: int = 8) -> list[dict]:
@@ -165,6 +219,7 @@ def run(quick: bool = False) -> dict:
     return {
         "torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_peak_gflops": peak,
         "training": training, "decoding": bench_decoding(2 if quick else 3, (32, 128) if quick else (32, 128, 256)),
+        "optimizer": bench_optimizer(repeats),
     }
 
 
@@ -194,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
           f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s\n")
     print("Training step (forward, backward, Adam), book model over torch.nn.Transformer:")
     print(table(results["training"], ["size", "book_ms", "torch_ms", "ratio", "book_gflops", "share_of_peak"]))
+    print("\nWhere the book's step spends its time (profiler), and the GFLOP/s of its matrix products alone:")
+    print(table(results["training"], ["size", "time_share_matmul", "time_share_dropout_rng", "time_share_adam",
+                                      "time_share_other", "matmul_gflops"]))
     print("\nGreedy decoding, cached keys/values against recomputing the prefix; beam 4 against greedy:")
     columns = ["tokens", "cached_ms", "uncached_ms", "speedup", "beam4_ms", "beam4_over_greedy"]
     print(table(results["decoding"], columns))
+    print("\nAdam update of the base model's parameters, fused kernel against foreach:")
+    print(table([results["optimizer"]], ["parameters", "fused_ms", "foreach_ms", "speedup"]))
     print(f"\nJSON written to {args.out}")
     return 0
 

@@ -35,6 +35,30 @@ def test_scheduler_multiplies_base_lr_by_rate():
         sched.step()
 
 
+def test_optimizer_update_is_adams_formula_with_the_papers_constants():
+    """Two updates of the fused Adam against m_t, v_t and the bias-corrected step written out by hand."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = make_optimizer(model, base_lr=0.01)
+    beta1, beta2, eps, lr = 0.9, 0.98, 1e-9, 0.01
+    theta = [p.detach().double().clone() for p in model.parameters()]
+    m = [torch.zeros_like(t) for t in theta]
+    v = [torch.zeros_like(t) for t in theta]
+    for t in (1, 2):
+        grads = [torch.randn_like(p) for p in model.parameters()]
+        for p, g in zip(model.parameters(), grads):
+            p.grad = g.clone()
+        opt.step()
+        for i, g in enumerate(grads):
+            g = g.double()
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g**2
+            m_hat, v_hat = m[i] / (1 - beta1**t), v[i] / (1 - beta2**t)
+            theta[i] = theta[i] - lr * m_hat / (v_hat.sqrt() + eps)
+    for p, expected in zip(model.parameters(), theta):
+        torch.testing.assert_close(p.detach().double(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_label_smoothing_distribution():
     crit = LabelSmoothing(5, padding_idx=0, smoothing=0.4)
     x = torch.log_softmax(torch.randn(4, 5), dim=-1)

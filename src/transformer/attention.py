@@ -64,30 +64,6 @@ class MultiHeadedAttention(nn.Module):
         batch = x.size(0)
         return linear(x).view(batch, -1, self.h, self.d_k).transpose(1, 2)  # (batch, h, seq, d_k)
 
-    def project(
-        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Q W^Q, K W^K, V W^V split into heads, each (batch, h, seq, d_k).
-
-        The same as three `split_heads` calls, but inputs that are one tensor share one matrix
-        product (self-attention: Q, K and V; attention to the encoder: K and V), which is faster.
-        """
-        w_q, w_k, w_v, _ = self.linears
-        if query is key and key is value:
-            w = torch.cat([w_q.weight, w_k.weight, w_v.weight])  # (3 d_model, d_model)
-            b = torch.cat([w_q.bias, w_k.bias, w_v.bias])
-            qkv = F.linear(query, w, b).view(query.size(0), -1, 3, self.h, self.d_k)  # (batch, seq, 3, h, d_k)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, h, seq, d_k)
-            return q, k, v
-        q = self.split_heads(query, w_q)  # (batch, h, queries, d_k)
-        if key is value:
-            w = torch.cat([w_k.weight, w_v.weight])  # (2 d_model, d_model)
-            b = torch.cat([w_k.bias, w_v.bias])
-            kv = F.linear(key, w, b).view(key.size(0), -1, 2, self.h, self.d_k)  # (batch, keys, 2, h, d_k)
-            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, h, keys, d_k)
-            return q, k, v
-        return q, self.split_heads(key, w_k), self.split_heads(value, w_v)
-
     def forward(
         self,
         query: torch.Tensor,
@@ -105,14 +81,12 @@ class MultiHeadedAttention(nn.Module):
         """
         batch = query.size(0)
         w_q, w_k, w_v, w_o = self.linears
+        q = self.split_heads(query, w_q)  # (batch, h, queries, d_k)
         if cache is not None and static_kv and "k" in cache:
-            q = self.split_heads(query, w_q)  # (batch, h, queries, d_k)
-            k, v = cache["k"], cache["v"]
-        elif cache is None:
-            q, k, v = self.project(query, key, value)  # each (batch, h, seq, d_k)
-        else:  # decoding one new position a step: three small products cost less than stacking weights
-            q, k, v = (self.split_heads(x, w) for x, w in ((query, w_q), (key, w_k), (value, w_v)))
-            if not static_kv and "k" in cache:
+            k, v = cache["k"], cache["v"]  # the encoder's keys and values, projected at the first step
+        else:
+            k, v = self.split_heads(key, w_k), self.split_heads(value, w_v)  # each (batch, h, keys, d_k)
+            if cache is not None and not static_kv and "k" in cache:
                 k = torch.cat([cache["k"], k], dim=2)  # (batch, h, cached + keys, d_k)
                 v = torch.cat([cache["v"], v], dim=2)
         if cache is not None:
