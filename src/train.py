@@ -33,10 +33,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from src import checks
+
+if TYPE_CHECKING:
+    from src.shared.resume import Checkpointing
 
 
 def _argument(parse: Callable[[str], object], check: Callable[[str, object], object]) -> Callable[[str], object]:
@@ -219,12 +223,13 @@ def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
     )
 
 
-def train_copy(args: argparse.Namespace, ctx):
+def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
     """The copy task of `src.data.copy_task.train_copy_model`, with batches split across processes."""
     from src.data.copy_task import PAD, copy_batches, copy_model_config, copy_training_config
     from src.shared import distributed
     from src.shared.checkpoint import Checkpoint
-    from src.shared.training import SeededBatches, train
+    from src.shared.resume import SeededBatches
+    from src.shared.training import train
     from src.transformer.model import make_model
 
     schedule = copy_training_config()
@@ -238,31 +243,34 @@ def train_copy(args: argparse.Namespace, ctx):
     start = time.perf_counter()
     history = train(distributed.wrap(model, ctx), batches, args.epochs, pad=PAD, eval_batches=eval_batches,
                     factor=schedule["factor"], warmup=schedule["warmup"], smoothing=schedule["smoothing"],
-                    progress=args.progress if ctx.is_main else False)
+                    progress=args.progress if ctx.is_main else False, checkpoint=checkpoint)
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
     extra = {"history": {"steps": history.steps, "epochs": history.epochs}, "train_seconds": seconds}
     return Checkpoint(model.cpu(), {}, extra)
 
 
-def train_numbers_cli(args: argparse.Namespace, ctx):
+def train_numbers_cli(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
+    """English -> `args.lang` number names (`src.data.numbers`), through the parallel-text path."""
     from src.data.numbers import NumbersTask, train_numbers
 
     task = NumbersTask(args.lang, args.n_train, args.n_valid, args.n_test, data_seed=args.seed)
     tokenizer = args.tokenizer or ("word" if args.lang == "fr" else "bpe")
-    translator = train_numbers(task, _settings(args, "word", tokenizer), args.progress, ctx, args.data_dir)
+    translator = train_numbers(task, _settings(args, "word", tokenizer), args.progress, ctx, args.data_dir,
+                               checkpoint=checkpoint)
     translator.model.cpu()
     return translator.to_checkpoint()
 
 
-def train_files(args: argparse.Namespace, ctx):
+def train_files(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
+    """A model trained on the `train_split` and `valid_split` files of `args.data_dir`."""
     from src.data.parallel import load_split
     from src.data.translation import train_translation
 
     train_pairs = load_split(args.data_dir, args.train_split, args.src, args.tgt)
     valid_pairs = load_split(args.data_dir, args.valid_split, args.src, args.tgt)
     translator = train_translation(train_pairs, valid_pairs, _settings(args, args.tokenizer, args.tokenizer),
-                                   args.progress, ctx)
+                                   args.progress, ctx, checkpoint=checkpoint)
     translator.model.cpu()
     translator.extra["corpus"] = {"data_dir": str(args.data_dir), "src": args.src, "tgt": args.tgt}
     return translator.to_checkpoint()
@@ -272,16 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     from src.shared import distributed
     from src.shared.checkpoint import CheckpointWriteError, save_checkpoint
-    from src.shared.training import Checkpointing, ResumeError, checkpointing
+    from src.shared.resume import Checkpointing, ResumeError
 
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = distributed.init(args.device)
-    state = Checkpointing(args.state, args.checkpoint_every, args.resume, run_config(args), ctx.rank, ctx.world)
+    checkpoint = Checkpointing(args.state, args.checkpoint_every, args.resume, run_config(args), ctx.rank, ctx.world)
     try:
         run = {"copy": train_copy, "numbers": train_numbers_cli, "files": train_files}[args.task]
-        with checkpointing(state):
-            ckpt = run(args, ctx)
+        ckpt = run(args, ctx, checkpoint=checkpoint)
         if ctx.is_main:
             save_checkpoint(args.out, ckpt.model, ckpt.vocabs, ckpt.extra)
             history = {**ckpt.extra["history"], "world": ctx.world, "train_seconds": ckpt.extra["train_seconds"]}

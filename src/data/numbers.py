@@ -14,10 +14,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from src import checks
+
+if TYPE_CHECKING:
+    from src.shared.resume import Checkpointing
 
 LANGS = ("en", "fr", "de")
 LIMIT = 1_000_000  # numbers below one million
@@ -154,8 +158,11 @@ def number_settings(lang: str = "fr"):
 
 
 def train_numbers(task: NumbersTask, settings=None, progress: bool | None = None, ctx=None,
-                  data_dir: str | Path | None = None):
-    """Write the corpus files, read them back with the parallel-text loader, and train; returns a Translator."""
+                  data_dir: str | Path | None = None, checkpoint: Checkpointing | None = None):
+    """Write the corpus files, read them back with the parallel-text loader, and train; returns a Translator.
+
+    `checkpoint` (a `src.shared.resume.Checkpointing`) writes training states and resumes from one.
+    """
     import tempfile
 
     from src.data.parallel import load_split
@@ -168,7 +175,8 @@ def train_numbers(task: NumbersTask, settings=None, progress: bool | None = None
                             task.blocks)
         train_pairs = load_split(directory, "train", "en", task.lang)
         valid_pairs = load_split(directory, "valid", "en", task.lang)
-    translator = train_translation(train_pairs, valid_pairs, settings, progress=progress, ctx=ctx)
+    translator = train_translation(train_pairs, valid_pairs, settings, progress=progress, ctx=ctx,
+                                   checkpoint=checkpoint)
     translator.extra["task"] = dataclasses.asdict(task)
     return translator
 

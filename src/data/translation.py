@@ -11,6 +11,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from src import checks
 from src.data.metrics import score
 from src.data.parallel import EpochBatches, encode_pairs, make_batches, pad_sequences
 from src.data.tokenizer import BOS, EOS, PAD, BPETokenizer, WordTokenizer, tokenizer_from_dict
+
+if TYPE_CHECKING:
+    from src.shared.resume import Checkpointing
 
 
 @dataclass(frozen=True)
@@ -142,11 +146,13 @@ def train_translation(
     settings: TranslationSettings,
     progress: bool | None = None,
     ctx=None,
+    checkpoint: Checkpointing | None = None,
 ) -> Translator:
     """Build tokenizers on `train_pairs`, then train a model from `settings.seed`; deterministic on CPU.
 
     `ctx` (a `src.shared.distributed.DistContext`) trains data-parallel: each process takes a slice
-    of every batch. The returned Translator holds the training history and the seconds it took.
+    of every batch. `checkpoint` writes training states and resumes from one (see `train`).
+    The returned Translator holds the training history and the seconds it took.
     """
     from src.shared import distributed
     from src.shared.training import train
@@ -173,6 +179,7 @@ def train_translation(
     history = train(
         trained, batches, s.epochs, pad=PAD, eval_batches=eval_batches, smoothing=s.smoothing,
         factor=s.factor, warmup=s.warmup, accum_iter=s.accum_iter, progress=progress if ctx.is_main else False,
+        checkpoint=checkpoint,
     )
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)

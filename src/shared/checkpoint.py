@@ -5,7 +5,8 @@
   On Linux the temporary file is anonymous (`O_TMPFILE`) until it is complete, so even a killed
   process leaves no half-written file behind. A failed write (disk full, file too large) raises
   `CheckpointWriteError` naming the file and the reason.
-- `save_training_state` / `load_training_state` do the same for what `train` needs to resume.
+- `save_training_state` / `load_training_state` do the same for what `train` needs to resume
+  (`src.shared.resume`).
 - `load_checkpoint` uses `torch.load(weights_only=True)`, which unpickles only tensors and plain
   containers: a file that would run code when unpickled is refused, not executed.
 - A checkpoint of another configuration, or a corrupt file, raises ValueError saying which.
