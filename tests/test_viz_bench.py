@@ -15,12 +15,15 @@ from vega_helpers import rendered_marks as marks
 from src.viz.bench import (
     BOOK,
     CACHED,
+    TIME_GROUPS,
     TORCH,
     UNCACHED,
     decoding_cost_chart,
     decoding_frame,
     flops_chart,
     flops_frame,
+    time_breakdown_chart,
+    time_breakdown_frame,
     training_frame,
     training_throughput_chart,
 )
@@ -44,15 +47,16 @@ def decoding_rows() -> list[dict]:
 def training_rows() -> list[dict]:
     """Rows shaped like `src.bench.bench_training`'s, with distinct values everywhere."""
     rows = []
-    for size, book_ms, torch_ms, gflop, tokens in (
-        ("d512 N2 b80 L10", 440.0, 430.0, 60.0, 800),
-        ("d256 N3 b64 L32", 300.0, 320.0, 40.0, 2048),
-        ("base d512 N6 b16 L32", 610.0, 600.0, 110.0, 512),
+    for size, book_ms, torch_ms, gflop, tokens, shares in (
+        ("d512 N2 b80 L10", 440.0, 430.0, 60.0, 800, (0.6, 0.15, 0.05, 0.2)),
+        ("d256 N3 b64 L32", 300.0, 320.0, 40.0, 2048, (0.45, 0.2, 0.02, 0.33)),
+        ("base d512 N6 b16 L32", 610.0, 600.0, 110.0, 512, (0.55, 0.14, 0.06, 0.25)),
     ):
         rows.append({
             "size": size, "book_ms": book_ms, "torch_ms": torch_ms, "ratio": book_ms / torch_ms,
             "gflop_per_step": gflop, "book_gflops": gflop / book_ms * 1e3,
             "tokens_per_s_book": tokens / book_ms * 1e3, "tokens_per_s_torch": tokens / torch_ms * 1e3,
+            **dict(zip(TIME_GROUPS, shares)), "matmul_gflops": gflop / (shares[0] * book_ms) * 1e3,
         })
     return rows
 
@@ -63,6 +67,7 @@ BUILDERS = {
     "decoding": lambda: decoding_cost_chart(decoding_rows()),
     "throughput": lambda: training_throughput_chart(training_rows()),
     "flops": lambda: flops_chart(training_rows(), PEAK),
+    "time breakdown": lambda: time_breakdown_chart(training_rows()),
 }
 
 
@@ -198,6 +203,22 @@ def test_flops_frame_and_chart_against_the_peak() -> None:
         assert (base - b["y"]) / (base - rule_y) == pytest.approx(g / PEAK, rel=1e-6)
 
 
+def test_time_breakdown_stacks_each_size_to_its_shares_in_order() -> None:
+    rows = training_rows()
+    df = time_breakdown_frame(rows)
+    assert len(df) == len(rows) * len(TIME_GROUPS)
+    assert set(df["operations"]) == set(TIME_GROUPS.values())
+    bars = marks(time_breakdown_chart(rows).to_dict(), "rect")
+    assert len(bars) == len(rows) * len(TIME_GROUPS)
+    full_width = 560
+    for row in rows:
+        mine = sorted((b for b in bars if described(b)["size"] == row["size"]), key=lambda b: b["x"])
+        # Left to right in the order of TIME_GROUPS, each as wide as its share of the step.
+        assert [described(b)["operations"] for b in mine] == list(TIME_GROUPS.values())
+        assert [b["width"] / full_width for b in mine] == pytest.approx([row[c] for c in TIME_GROUPS], abs=1e-3)
+        assert mine[0]["x"] == pytest.approx(0) and mine[-1]["x"] + mine[-1]["width"] == pytest.approx(full_width)
+
+
 # --- bad input -------------------------------------------------------------------------------------------
 
 
@@ -209,6 +230,7 @@ def test_flops_frame_and_chart_against_the_peak() -> None:
         lambda: decoding_cost_chart([{"tokens": 16}]),
         lambda: training_throughput_chart([{"size": "x", "book_ms": 1.0}]),
         lambda: flops_chart(training_rows(), 0.0),
+        lambda: time_breakdown_chart([{"size": "x", "book_ms": 1.0, "matmul_gflops": 1.0}]),
         lambda: flops_chart(training_rows(), -math.inf),
     ],
 )

@@ -1,4 +1,5 @@
-"""Charts of `src.bench`: decoding cost per token, training throughput against PyTorch's, GFLOP/s against peak."""
+"""Charts of `src.bench`: decoding cost per token, training throughput against PyTorch's, GFLOP/s against
+peak, and where a training step's time goes."""
 
 from __future__ import annotations
 
@@ -135,3 +136,45 @@ def flops_chart(training_rows: Iterable[Mapping[str, object]], peak_gflops: floa
     return (bars + peak).properties(
         width=width, height=300, title="Achieved GFLOP/s of a training step against the matmul peak"
     )
+
+
+# The groups of `src.bench.OpTimes`, in the order they are stacked, with their labels.
+TIME_GROUPS = {
+    "time_share_matmul": "matrix products",
+    "time_share_dropout_rng": "dropout's random numbers",
+    "time_share_adam": "Adam update",
+    "time_share_other": "everything else",
+}
+
+
+def time_breakdown_frame(training_rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
+    """Long form: one row per size and group of operations, with its share of the step time."""
+    df = _frame(training_rows, ["size", "book_ms", "matmul_gflops", *TIME_GROUPS], "training")
+    long = df.melt(id_vars=["size", "book_ms", "matmul_gflops"], value_vars=list(TIME_GROUPS),
+                   var_name="column", value_name="share")
+    long["operations"] = long["column"].map(TIME_GROUPS)
+    long["order"] = long["column"].map({c: i for i, c in enumerate(TIME_GROUPS)})
+    long["ms"] = long["share"] * long["book_ms"]
+    return long.drop(columns="column")
+
+
+def time_breakdown_chart(training_rows: Iterable[Mapping[str, object]], width: int = 560) -> alt.Chart:
+    """Stacked bars: the share of a training step's time in each group of operations, one bar per size."""
+    df = time_breakdown_frame(training_rows)
+    order = list(dict.fromkeys(df["size"]))
+    return alt.Chart(df).mark_bar(height={"band": 0.6}).encode(
+        y=alt.Y("size:N", title="Model size (d_model, layers N, batch, length)", sort=order),
+        x=alt.X("share:Q", title="Share of the training step's time", stack="zero",
+                axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("operations:N", title="Operations", sort=list(TIME_GROUPS.values()),
+                        scale=alt.Scale(domain=list(TIME_GROUPS.values()),
+                                        range=["#08519c", "#e6550d", "#756bb1", "#bdbdbd"])),
+        order=alt.Order("order:Q"),
+        tooltip=[
+            alt.Tooltip("size:N", title="size"),
+            alt.Tooltip("operations:N", title="operations"),
+            alt.Tooltip("share:Q", title="share of the step", format=".1%"),
+            alt.Tooltip("ms:Q", title="ms per step", format=".4g"),
+            alt.Tooltip("matmul_gflops:Q", title="GFLOP/s of the matrix products alone", format=".1f"),
+        ],
+    ).properties(width=width, height=60 * len(order), title="Where a training step's time goes")
