@@ -120,6 +120,7 @@ class PageReport:
     charts_drawn: int = 0
     chart_errors: list[str] = field(default_factory=list)
     missing_widgets: int = 0
+    clipped: list[str] = field(default_factory=list)
     cdn_charts: int = 0
     math: int = 0
     math_typeset: int = 0
@@ -136,6 +137,8 @@ class PageReport:
             out.append(f"{self.charts - self.charts_drawn} of {self.charts} chart(s) not drawn: {self.chart_errors}")
         if self.missing_widgets:
             out.append(f"{self.missing_widgets} chart(s) without the input widgets their parameters are bound to")
+        if self.clipped:
+            out.append(f"chart(s) wider than the page's text column, cut off or scrolled: {self.clipped}")
         if self.cdn_charts:
             out.append(f"{self.cdn_charts} Altair chart(s) left as CDN-loading HTML (missed by vegalite_offline)")
         if self.math_typeset != self.math:
@@ -167,7 +170,18 @@ CHART_STATE_JS = """() => {
     const spec = JSON.parse(c.querySelector(':scope > script.vegalite-offline-spec').textContent).spec;
     return c.querySelectorAll('.vega-bindings .vega-bind').length < widgets(spec);
   }).length;
+  // A drawing wider than the text column it sits in is cut off (or needs scrolling) on the page.
+  const clipped = containers.filter(drawn).filter(c => {
+    const el = c.querySelector(':scope > .vegalite-offline-chart svg.marks, :scope > .vegalite-offline-chart canvas');
+    const column = c.closest('article, main') || document.body;
+    return el.getBoundingClientRect().width > column.getBoundingClientRect().width + 1;
+  }).map(c => {
+    const el = c.querySelector(':scope > .vegalite-offline-chart svg.marks, :scope > .vegalite-offline-chart canvas');
+    const title = JSON.parse(c.querySelector(':scope > script.vegalite-offline-spec').textContent).spec.title;
+    return `${JSON.stringify(title)}: ${Math.round(el.getBoundingClientRect().width)} px`;
+  });
   return {
+    clipped: clipped,
     charts: containers.length,
     drawn: containers.filter(drawn).length,
     errors: containers.filter(c => c.dataset.vegaliteStatus === 'error')
@@ -231,6 +245,7 @@ def check_page(browser, base_url: str, path: str, screenshots: Path | None = Non
         report.charts, report.charts_drawn = charts["charts"], charts["drawn"]
         report.chart_errors, report.cdn_charts = charts["errors"], charts["cdn"]
         report.missing_widgets = charts["missingWidgets"]
+        report.clipped = charts["clipped"]
         math = page.evaluate(MATH_STATE_JS)
         report.math, report.math_typeset = math["math"], math["typeset"]
         page.wait_for_timeout(SETTLE_MS)  # let late requests (fonts, lazy scripts) show up

@@ -210,7 +210,7 @@ def test_time_breakdown_stacks_each_size_to_its_shares_in_order() -> None:
     assert set(df["operations"]) == set(TIME_GROUPS.values())
     bars = marks(time_breakdown_chart(rows).to_dict(), "rect")
     assert len(bars) == len(rows) * len(TIME_GROUPS)
-    full_width = 560
+    full_width = 480
     for row in rows:
         mine = sorted((b for b in bars if described(b)["size"] == row["size"]), key=lambda b: b["x"])
         # Left to right in the order of TIME_GROUPS, each as wide as its share of the step.

@@ -158,7 +158,7 @@ def time_breakdown_frame(training_rows: Iterable[Mapping[str, object]]) -> pd.Da
     return long.drop(columns="column")
 
 
-def time_breakdown_chart(training_rows: Iterable[Mapping[str, object]], width: int = 560) -> alt.Chart:
+def time_breakdown_chart(training_rows: Iterable[Mapping[str, object]], width: int = 480) -> alt.Chart:
     """Stacked bars: the share of a training step's time in each group of operations, one bar per size."""
     df = time_breakdown_frame(training_rows)
     order = list(dict.fromkeys(df["size"]))
@@ -168,7 +168,8 @@ def time_breakdown_chart(training_rows: Iterable[Mapping[str, object]], width: i
                 axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("operations:N", title="Operations", sort=list(TIME_GROUPS.values()),
                         scale=alt.Scale(domain=list(TIME_GROUPS.values()),
-                                        range=["#08519c", "#e6550d", "#756bb1", "#bdbdbd"])),
+                                        range=["#08519c", "#e6550d", "#756bb1", "#bdbdbd"]),
+                        legend=alt.Legend(orient="top", columns=2, labelLimit=0)),
         order=alt.Order("order:Q"),
         tooltip=[
             alt.Tooltip("size:N", title="size"),

@@ -30,7 +30,8 @@ def training_curves_chart(history: object, title: str = "Training curves", width
     Epoch rows are drawn at the step the epoch ended. Panels without data (no eval batches) are left out.
     """
     steps, epochs = history_frames(history)
-    color = alt.Color("series:N", scale=_COLOR, legend=alt.Legend(title="Series", orient="right"))
+    legend = alt.Legend(title="Series", orient="top", columns=3, labelLimit=0)
+    color = alt.Color("series:N", scale=_COLOR, legend=legend)
     x = alt.X("step:Q", title="Optimizer step")
 
     loss_parts = []
