@@ -112,7 +112,7 @@ def flops_chart(training_rows: Iterable[Mapping[str, object]], peak_gflops: floa
     """Bars of the achieved GFLOP/s of each training step, a rule at the measured fp32 matmul peak."""
     df = flops_frame(training_rows, peak_gflops)
     order = list(dict.fromkeys(df["size"]))
-    kind = alt.Color("series:N", title="Measure", scale=alt.Scale(
+    kind = alt.Color("series:N", title="Measure", legend=alt.Legend(orient="top"), scale=alt.Scale(
         domain=["training step", "fp32 matmul peak"], range=["#08519c", "#e6550d"]))
     bars = alt.Chart(df).transform_calculate(series="'training step'").mark_bar(width={"band": 0.6}).encode(
         x=alt.X("size:N", title="Model size (d_model, layers N, batch, length)", sort=order,
@@ -163,7 +163,7 @@ def time_breakdown_chart(training_rows: Iterable[Mapping[str, object]], width: i
     df = time_breakdown_frame(training_rows)
     order = list(dict.fromkeys(df["size"]))
     return alt.Chart(df).mark_bar(height={"band": 0.6}).encode(
-        y=alt.Y("size:N", title="Model size (d_model, layers N, batch, length)", sort=order),
+        y=alt.Y("size:N", title="Model size", sort=order),
         x=alt.X("share:Q", title="Share of the training step's time", stack="zero",
                 axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("operations:N", title="Operations", sort=list(TIME_GROUPS.values()),
