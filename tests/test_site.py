@@ -173,8 +173,7 @@ CHART_STATE_JS = """() => {
   // A drawing wider than the text column it sits in is cut off (or needs scrolling) on the page.
   const clipped = containers.filter(drawn).filter(c => {
     const el = c.querySelector(':scope > .vegalite-offline-chart svg.marks, :scope > .vegalite-offline-chart canvas');
-    const column = c.closest('article, main') || document.body;
-    return el.getBoundingClientRect().width > column.getBoundingClientRect().width + 1;
+    return el.getBoundingClientRect().width > c.getBoundingClientRect().width + 1;  // c spans the column
   }).map(c => {
     const el = c.querySelector(':scope > .vegalite-offline-chart svg.marks, :scope > .vegalite-offline-chart canvas');
     const title = JSON.parse(c.querySelector(':scope > script.vegalite-offline-spec').textContent).spec.title;

@@ -62,7 +62,7 @@ def positional_encoding_chart(d_model: int = 64, max_len: int = 100, dims: Seque
             ],
         )
         .add_params(pick)
-        .properties(width=470, height=260, title=f"Positional encoding, d_model = {d_model} (click the legend)")
+        .properties(width=420, height=260, title=f"Positional encoding, d_model = {d_model} (click the legend)")
     )
 
 

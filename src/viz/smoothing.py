@@ -126,5 +126,5 @@ def smoothing_penalty_chart(
     lines = base.mark_line()
     minima = base.transform_filter(alt.datum.minimum).mark_point(filled=True, size=60)
     return (lines + minima).properties(
-        width=560, height=300, title="Label smoothing penalises over-confidence: the loss is least at p = 1 - ε"
+        width=480, height=300, title="Label smoothing penalises over-confidence: the loss is least at p = 1 - ε"
     )
