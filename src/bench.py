@@ -249,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
           f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s\n")
     print("Training step (forward, backward, Adam), book model over torch.nn.Transformer:")
     print(table(results["training"], ["size", "book_ms", "torch_ms", "ratio", "book_gflops", "share_of_peak"]))
-    print("\nWhere the book's step spends its time (profiler), and the GFLOP/s of its matrix products alone:")
+    print("\nWhere the book's step spends its time (each operation timed by OpTimes), and the GFLOP/s of its "
+          "matrix products alone:")
     print(table(results["training"], ["size", "time_share_matmul", "time_share_dropout_rng", "time_share_adam",
                                       "time_share_other", "matmul_gflops"]))
     print("\nGreedy decoding, cached keys/values against recomputing the prefix; beam 4 against greedy:")
