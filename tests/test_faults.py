@@ -228,3 +228,37 @@ def test_the_cli_on_a_full_disk_prints_one_error_line(tmp_path):
     assert lines[0].startswith("error: cannot write ") and str(out.with_suffix(".state.pt")) in lines[0]
     assert "File too large" in lines[0] and "EFBIG" in lines[0]
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_interrupted_run_with_dropout_resumes_bit_identical(tmp_path):
+    """In one process, with dropout on: the random state of the saved step is restored, not just the data's."""
+    from src.data.copy_task import copy_batches
+    from src.shared.resume import Checkpointing, SeededBatches
+    from src.shared.training import train
+
+    def run(interrupt_at: int | None, resume: bool) -> tuple[list, dict]:
+        torch.manual_seed(3)
+        model = make_model(11, 11, N=1, d_model=32, d_ff=64, h=4, dropout=0.3)
+        drawn = {"batches": 0}
+
+        def make(generator: torch.Generator):
+            for batch in copy_batches(6, 16, generator=generator):
+                if interrupt_at is not None and drawn["batches"] == interrupt_at:
+                    raise KeyboardInterrupt  # the process dies here, mid-epoch
+                drawn["batches"] += 1
+                yield batch
+
+        torch.manual_seed(11)  # the stream dropout draws from
+        batches = SeededBatches(make, torch.Generator().manual_seed(7))
+        ckpt = Checkpointing(tmp_path / "state.pt", every=4, resume=resume, config={"run": "dropout"})
+        history = train(model, batches, 3, pad=0, warmup=10, checkpoint=ckpt)
+        return [(r["step"], r["loss"].hex()) for r in history.steps], model.state_dict()
+
+    steps, weights = run(None, resume=False)
+    (tmp_path / "state.pt").unlink()
+    with pytest.raises(KeyboardInterrupt):
+        run(interrupt_at=10, resume=False)  # epoch 2, batch 5: the last state is that of step 8
+    assert load_training_state(tmp_path / "state.pt")["batch"] == 2  # saved mid-epoch
+    resumed_steps, resumed_weights = run(None, resume=True)
+    assert resumed_steps == steps  # every loss, bit for bit
+    assert all(torch.equal(weights[k], resumed_weights[k]) for k in weights)
