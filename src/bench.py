@@ -165,6 +165,30 @@ def bench_training(repeats: int, sizes=TRAIN_SIZES) -> list[dict]:
     return rows
 
 
+def bench_threads(repeats: int, size: tuple = TRAIN_SIZES[-1]) -> list[dict]:
+    """The book's step at `size` (the base model) against the matmul peak, on one thread and on all.
+
+    Dropout's random numbers come from a generator that runs on one core, so on more threads the
+    others wait meanwhile; per thread, a step uses the processor better than on all together.
+    """
+    name, d_model, N, d_ff, h, batch, length = size
+    all_threads = torch.get_num_threads()
+    rows = []
+    for threads in sorted({1, all_threads}):
+        torch.set_num_threads(threads)
+        try:
+            torch.manual_seed(0)
+            peak = matmul_peak(repeats=repeats)
+            step = train_step_fn(make_contenders(d_model, N, d_ff, h)["book"], random_batch(batch, length))
+            flops = count_flops(step)
+            seconds = interleaved({"book": step}, repeats)["book"]
+        finally:
+            torch.set_num_threads(all_threads)
+        rows.append({"size": name, "threads": threads, "matmul_peak_gflops": peak, "book_ms": 1e3 * seconds,
+                     "book_gflops": flops / seconds / 1e9, "share_of_peak": flops / seconds / 1e9 / peak})
+    return rows
+
+
 def bench_optimizer(repeats: int, d_model: int = 512, N: int = 6) -> dict:
     """One Adam update of the base model's parameters: PyTorch's fused kernel against the `foreach` loop."""
     torch.manual_seed(0)
@@ -220,6 +244,7 @@ def run(quick: bool = False) -> dict:
         "torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_peak_gflops": peak,
         "training": training, "decoding": bench_decoding(2 if quick else 3, (32, 128) if quick else (32, 128, 256)),
         "optimizer": bench_optimizer(repeats),
+        "threads_rows": [] if quick else bench_threads(repeats),
     }
 
 
@@ -256,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nGreedy decoding, cached keys/values against recomputing the prefix; beam 4 against greedy:")
     columns = ["tokens", "cached_ms", "uncached_ms", "speedup", "beam4_ms", "beam4_over_greedy"]
     print(table(results["decoding"], columns))
+    if results["threads_rows"]:
+        print("\nThe base model's step against the matmul peak measured on the same number of threads:")
+        print(table(results["threads_rows"], ["size", "threads", "matmul_peak_gflops", "book_ms", "book_gflops",
+                                              "share_of_peak"]))
     print("\nAdam update of the base model's parameters, fused kernel against foreach:")
     print(table([results["optimizer"]], ["parameters", "fused_ms", "foreach_ms", "speedup"]))
     print(f"\nJSON written to {args.out}")

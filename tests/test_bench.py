@@ -77,3 +77,12 @@ def test_table_aligns_columns() -> None:
     lines = text.splitlines()
     assert lines[0].split() == ["size", "ratio"] and lines[1].split() == ["a", "0.988"]
     assert len({len(line) for line in lines}) == 1
+
+
+def test_bench_threads_measures_one_thread_and_all_and_restores_the_count() -> None:
+    before = torch.get_num_threads()
+    rows = bench.bench_threads(1, size=("tiny", 32, 1, 64, 4, 4, 6))
+    assert torch.get_num_threads() == before
+    assert [r["threads"] for r in rows] == sorted({1, before})
+    for r in rows:
+        assert abs(r["share_of_peak"] - r["book_gflops"] / r["matmul_peak_gflops"]) < 1e-9
