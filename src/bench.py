@@ -57,11 +57,16 @@ class TorchTransformer(nn.Module):
         )
 
 
-def make_contenders(d_model: int, N: int, d_ff: int, h: int) -> dict[str, nn.Module]:
+def book_model(d_model: int, N: int, d_ff: int, h: int) -> EncoderDecoder:
+    """The book's model as `train` runs it: dropout 0.1, fused attention, training mode."""
     book = make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1)
     book.set_fused_attention(True)
+    return book.train()
+
+
+def make_contenders(d_model: int, N: int, d_ff: int, h: int) -> dict[str, nn.Module]:
     torch_model = TorchTransformer(make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1))
-    return {"book": book.train(), "torch": torch_model.train()}
+    return {"book": book_model(d_model, N, d_ff, h), "torch": torch_model.train()}
 
 
 def random_batch(batch: int, length: int) -> Batch:
@@ -179,7 +184,7 @@ def bench_threads(repeats: int, size: tuple = TRAIN_SIZES[-1]) -> list[dict]:
         try:
             torch.manual_seed(0)
             peak = matmul_peak(repeats=repeats)
-            step = train_step_fn(make_contenders(d_model, N, d_ff, h)["book"], random_batch(batch, length))
+            step = train_step_fn(book_model(d_model, N, d_ff, h), random_batch(batch, length))
             flops = count_flops(step)
             seconds = interleaved({"book": step}, repeats)["book"]
         finally:
@@ -195,10 +200,7 @@ def bench_optimizer(repeats: int, d_model: int = 512, N: int = 6) -> dict:
     model = make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=4 * d_model, h=8)
     for p in model.parameters():
         p.grad = torch.randn_like(p)
-    fns = {}
-    for kind in ("fused", "foreach"):
-        opt = torch.optim.Adam(model.parameters(), lr=1e-6, betas=(0.9, 0.98), eps=1e-9, **{kind: True})
-        fns[kind] = opt.step
+    fns = {kind: make_optimizer(model, base_lr=1e-6, fused=kind == "fused").step for kind in ("fused", "foreach")}
     t = interleaved(fns, repeats)
     params = sum(p.numel() for p in model.parameters())
     return {"parameters": params, "fused_ms": 1e3 * t["fused"], "foreach_ms": 1e3 * t["foreach"],

@@ -59,6 +59,22 @@ def test_optimizer_update_is_adams_formula_with_the_papers_constants():
         torch.testing.assert_close(p.detach().double(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_optimizer_fused_or_foreach_compute_the_same_update():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    fused, loop = make_optimizer(a, base_lr=0.01), make_optimizer(b, base_lr=0.01, fused=False)
+    assert fused.defaults["fused"] and not loop.defaults["fused"] and loop.defaults["foreach"]
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in a.parameters()]
+        for p, q, g in zip(a.parameters(), b.parameters(), grads):
+            p.grad, q.grad = g.clone(), g.clone()
+        fused.step()
+        loop.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+
+
 def test_label_smoothing_distribution():
     crit = LabelSmoothing(5, padding_idx=0, smoothing=0.4)
     x = torch.log_softmax(torch.randn(4, 5), dim=-1)

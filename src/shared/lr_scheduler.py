@@ -21,9 +21,13 @@ def rate(step: int, model_size: int, factor: float, warmup: int) -> float:
     return factor * model_size**-0.5 * min(step**-0.5, step * warmup**-1.5)
 
 
-def make_optimizer(model: torch.nn.Module, base_lr: float = 1.0) -> torch.optim.Adam:
-    """Adam with the paper's beta_1 = 0.9, beta_2 = 0.98, epsilon = 1e-9 (section 5.3), fused into one kernel."""
-    return torch.optim.Adam(model.parameters(), lr=base_lr, betas=(0.9, 0.98), eps=1e-9, fused=True)
+def make_optimizer(model: torch.nn.Module, base_lr: float = 1.0, fused: bool = True) -> torch.optim.Adam:
+    """Adam with the paper's beta_1 = 0.9, beta_2 = 0.98, epsilon = 1e-9 (section 5.3).
+
+    `fused`: one kernel per parameter; False gives PyTorch's `foreach` implementation of the same update.
+    """
+    return torch.optim.Adam(model.parameters(), lr=base_lr, betas=(0.9, 0.98), eps=1e-9, fused=fused,
+                            foreach=not fused)
 
 
 def make_scheduler(
