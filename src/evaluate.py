@@ -5,19 +5,26 @@ trained (and cached). Reported: the copy task's exact match on held-out random s
 English -> French and English -> German number words on the held-out test set, exact match, BLEU
 and chrF for greedy decoding and for beam search. German numbers below a million are single
 words, so its BLEU is computed on characters (sacrebleu `tokenize="char"`); see `src.data.metrics`.
+A bad option, a file that is not a checkpoint, or a checkpoint of another task or direction ends
+the run before any work with one line, `error: ...`, and status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    from src.data.translation import Translator
+    from src.shared.checkpoint import Checkpoint
 
 TASKS = ("copy", "fr", "de")
+LANGS = {"fr": "French", "de": "German"}
 
 
 def copy_checkpoint(progress: bool | None = None):
@@ -29,11 +36,11 @@ def copy_checkpoint(progress: bool | None = None):
     return Checkpoint(model, {}, {"train_seconds": sum(r["seconds"] for r in history.epochs)})
 
 
-def evaluate_copy(ckpt, n: int = 500, seed: int = 1234) -> dict:
-    """Exact match of greedy decoding on `n` random sequences the model never trained on."""
-    from src.data.copy_task import exact_match, random_sequences
+def evaluate_copy(ckpt, n: int = 500) -> dict:
+    """Exact match of greedy decoding on `n` held-out random sequences, those that accept a trained model."""
+    from src.data.copy_task import exact_match, held_out_sequences
 
-    sequences = random_sequences(n, generator=torch.Generator().manual_seed(seed))
+    sequences = held_out_sequences(n)
     seconds = ckpt.extra.get("train_seconds")
     if seconds is None and "epochs" in ckpt.extra.get("history", ckpt.extra):  # other writers keep epoch rows
         seconds = sum(r["seconds"] for r in ckpt.extra.get("history", ckpt.extra)["epochs"])
@@ -78,6 +85,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _holds(ckpt: Checkpoint) -> str:
+    """What a checkpoint was trained for: 'copy', 'fr' or 'de', else a description of what it holds."""
+    from src.data.copy_task import copy_model_config
+
+    vocabs, extra, config = ckpt.vocabs, ckpt.extra, ckpt.config
+    if "src" not in vocabs or "tgt" not in vocabs:
+        copy = copy_model_config()
+        if (config.src_vocab, config.tgt_vocab) == (copy["src_vocab"], copy["tgt_vocab"]):
+            return "copy"
+        return f"a model without vocabularies of {config.src_vocab} and {config.tgt_vocab} tokens"
+    task = extra.get("task")
+    if isinstance(task, dict) and task.get("lang") in LANGS:
+        return task["lang"]
+    corpus = extra.get("corpus")
+    if isinstance(corpus, dict):
+        return f"a model trained on the {corpus.get('src')} -> {corpus.get('tgt')} files in {corpus.get('data_dir')}"
+    return "a translation model of no number task (no extra['task'])"
+
+
+def _describe(task: str) -> str:
+    return "a copy-task model" if task == "copy" else f"an English -> {LANGS[task]} number model"
+
+
+def load_for(task: str, path: Path) -> Checkpoint | Translator:
+    """The checkpoint at `path`, checked to be one for `task` ('copy', 'fr', 'de'): a Checkpoint or a Translator.
+
+    ValueError names the file and what it holds: not a checkpoint, or one of another task or direction.
+    """
+    from src.data.numbers import NumbersTask
+    from src.data.translation import Translator
+    from src.shared.checkpoint import load_checkpoint
+
+    try:
+        ckpt = load_checkpoint(path)
+    except OSError as e:
+        raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
+    held = _holds(ckpt)
+    if held != task:
+        raise ValueError(f"{path} holds {_describe(held) if held in TASKS else held}, expected {_describe(task)}")
+    if task == "copy":
+        return ckpt
+    try:
+        NumbersTask(**ckpt.extra["task"])
+        translator = Translator.from_checkpoint(ckpt)
+    except Exception as e:  # a foreign task or vocabulary: TypeError, KeyError, ValueError, the tokenizers' errors
+        raise ValueError(f"{path} holds an unreadable number task or vocabulary ({type(e).__name__}: {e})") from None
+    sizes = (len(translator.src_tok), len(translator.tgt_tok))
+    if sizes != (ckpt.config.src_vocab, ckpt.config.tgt_vocab):
+        raise ValueError(f"{path} holds vocabularies of {sizes[0]} and {sizes[1]} tokens for a model of "
+                         f"{ckpt.config.src_vocab} and {ckpt.config.tgt_vocab}")
+    return translator
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,28 +146,28 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--tasks must be a comma-separated subset of {','.join(TASKS)}, got {args.tasks!r}")
     if args.beam_size < 1:
         parser.error(f"--beam-size must be a positive integer, got {args.beam_size}")
-    if args.alpha < 0:
-        parser.error(f"--alpha must be >= 0, got {args.alpha}")
-    for name in ("copy", "fr", "de"):
+    if not (math.isfinite(args.alpha) and args.alpha >= 0):
+        parser.error(f"--alpha must be a finite number >= 0, got {args.alpha}")
+    given = {}  # every checkpoint on the command line, checked before any work
+    for name in TASKS:
         path = getattr(args, name)
-        if path is not None and not path.is_file():
-            parser.error(f"--{name}: checkpoint not found: {path}")
+        if path is not None:
+            if not path.is_file():
+                parser.error(f"--{name}: {path} is a directory, expected a checkpoint file" if path.is_dir()
+                             else f"--{name}: checkpoint not found: {path}")
+            try:
+                given[name] = load_for(name, path)
+            except ValueError as e:
+                parser.error(" ".join(f"--{name}: {e}".split()))  # one line
 
     from src.data.numbers import numbers_translator
-    from src.data.translation import Translator
-    from src.shared.checkpoint import load_checkpoint
 
     result: dict = {}
     if "copy" in tasks:
-        ckpt = load_checkpoint(args.copy) if args.copy else copy_checkpoint(args.progress)
-        result["copy"] = evaluate_copy(ckpt)
+        result["copy"] = evaluate_copy(given["copy"] if "copy" in given else copy_checkpoint(args.progress))
     for lang in ("fr", "de"):
         if lang in tasks:
-            path = getattr(args, lang)
-            if path:
-                translator = Translator.from_checkpoint(load_checkpoint(path))
-            else:
-                translator = numbers_translator(lang, args.progress)
+            translator = given[lang] if lang in given else numbers_translator(lang, args.progress)
             result[f"en_{lang}"] = evaluate_numbers(translator, args.beam_size, args.alpha)
     print(json.dumps(_rounded(result), indent=2))
     return 0

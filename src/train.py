@@ -7,7 +7,8 @@
 
 Each writes `--out` (a checkpoint: model, configuration, vocabularies) and `--history` (JSON: the
 loss of every step and epoch). Under `torchrun` every process trains on a slice of each batch, and
-only the first one writes. Bad options exit with status 2 before anything is written.
+only the first one writes. Bad options, and corpus files that differ in length, are empty or are
+not UTF-8, exit with status 2 before anything is written.
 
 While it trains, each command keeps a training state next to `--out` (`<out>.state.pt`, e.g.
 `runs/copy.state.pt`): the model, Adam's moments, the schedule, the step counts, the loss history,
@@ -102,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = tasks.add_parser("copy", help="the copy task: output the input sequence")
     _common(p)
-    p.add_argument("--epochs", type=_positive_int, default=40)
+    p.add_argument("--epochs", type=_positive_int, default=copy_training_config()["epochs"], help="at most")
+    p.add_argument("--patience", type=_non_negative_int, default=copy_training_config()["patience"],
+                   help="stop after this many epochs in a row that copy every validation sequence; 0: never")
     p.add_argument("--batches", type=_positive_int, default=copy_training_config()["batches"], help="batches per epoch")
     p.add_argument("--batch-size", type=_positive_int, default=copy_training_config()["batch_size"])
 
@@ -197,12 +200,20 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             sub.error(f"--resume: {args.state} is the state of another run ({'; '.join(diff)})")
         if saved["epoch"] > args.epochs:
             sub.error(f"--resume: {args.state} is at epoch {saved['epoch']}, past --epochs {args.epochs}")
+    if args.task == "files":  # read last, after the cheap checks: uneven, empty or non-UTF-8 files are usage errors
+        from src.data.parallel import load_split
+
+        try:
+            args.pairs = {split: load_split(args.data_dir, split, args.src, args.tgt)
+                          for split in (args.train_split, args.valid_split)}
+        except (OSError, ValueError) as e:
+            sub.error(" ".join(str(e).split()))  # one line
     return args
 
 
-# Options that do not change what is trained: a run may be resumed with other values of these.
+# Options that do not change what is trained (and the corpus `parse` reads): a run may be resumed with other values.
 _NOT_CONFIG = {"out", "history", "state", "device", "threads", "progress", "checkpoint_every", "resume",
-               "epochs"}
+               "epochs", "pairs"}
 
 
 def run_config(args: argparse.Namespace) -> dict:
@@ -225,7 +236,14 @@ def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
 
 def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
     """The copy task of `src.data.copy_task.train_copy_model`, with batches split across processes."""
-    from src.data.copy_task import PAD, copy_batches, copy_model_config, copy_training_config
+    from src.data.copy_task import (
+        PAD,
+        UntilCopied,
+        copy_batches,
+        copy_model_config,
+        copy_training_config,
+        valid_sequences,
+    )
     from src.shared import distributed
     from src.shared.checkpoint import Checkpoint
     from src.shared.resume import SeededBatches
@@ -240,10 +258,11 @@ def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None =
     eval_batches = [b.to(ctx.device) for b in copy_batches(2, 80, generator=eval_gen)]
     draw = SeededBatches(lambda g: copy_batches(args.batches, args.batch_size, generator=g), data_gen)
     batches = distributed.sharded(draw, ctx)
+    until = UntilCopied(valid_sequences(args.seed), args.patience) if args.patience else None
     start = time.perf_counter()
     history = train(distributed.wrap(model, ctx), batches, args.epochs, pad=PAD, eval_batches=eval_batches,
                     factor=schedule["factor"], warmup=schedule["warmup"], smoothing=schedule["smoothing"],
-                    progress=args.progress if ctx.is_main else False, checkpoint=checkpoint)
+                    until=until, progress=args.progress if ctx.is_main else False, checkpoint=checkpoint)
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
     extra = {"history": {"steps": history.steps, "epochs": history.epochs}, "train_seconds": seconds}
@@ -264,11 +283,9 @@ def train_numbers_cli(args: argparse.Namespace, ctx, checkpoint: Checkpointing |
 
 def train_files(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
     """A model trained on the `train_split` and `valid_split` files of `args.data_dir`."""
-    from src.data.parallel import load_split
     from src.data.translation import train_translation
 
-    train_pairs = load_split(args.data_dir, args.train_split, args.src, args.tgt)
-    valid_pairs = load_split(args.data_dir, args.valid_split, args.src, args.tgt)
+    train_pairs, valid_pairs = args.pairs[args.train_split], args.pairs[args.valid_split]
     translator = train_translation(train_pairs, valid_pairs, _settings(args, args.tokenizer, args.tokenizer),
                                    args.progress, ctx, checkpoint=checkpoint)
     translator.model.cpu()

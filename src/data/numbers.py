@@ -181,14 +181,35 @@ def train_numbers(task: NumbersTask, settings=None, progress: bool | None = None
     return translator
 
 
+TARGET_EXACT_MATCH = 0.99  # greedy exact match on the test split that a cached number model must reach
+
+
+def accept_numbers_model(translator, task: NumbersTask, seed: int = 0) -> float:
+    """Greedy exact match on the test split; TargetMissed (nothing is cached) below `TARGET_EXACT_MATCH`."""
+    from src.shared.training import TargetMissed, reproduce_command
+
+    score = translator.evaluate(task.pairs("test"))["exact_match"]
+    if score < TARGET_EXACT_MATCH:
+        raise TargetMissed(
+            f"number-translation recipe en->{task.lang} (settings {translator.extra['settings']}) with seed {seed}: "
+            f"test exact match {score:.3f}, target {TARGET_EXACT_MATCH}; the model was not cached. Reproduce with: "
+            + reproduce_command(task.lang, seed)
+        )
+    return score
+
+
 def numbers_translator(lang: str = "fr", progress: bool | None = None, task: NumbersTask | None = None, settings=None):
-    """The book's English -> `lang` model: trained once, then loaded from the model cache."""
+    """The book's English -> `lang` model: trained once, accepted (`accept_numbers_model`), then cached."""
     from src.data.translation import Translator
     from src.shared.checkpoint import cached_model
 
     task = task or NumbersTask(lang=lang)
     settings = settings or number_settings(task.lang)
+
+    def train_fn():
+        translator = train_numbers(task, settings, progress=progress)
+        accept_numbers_model(translator, task, settings.seed)
+        return translator.to_checkpoint()
+
     key = {"task": dataclasses.asdict(task), "settings": settings.to_dict()}
-    ckpt = cached_model(f"numbers-{task.lang}", key,
-                        lambda: train_numbers(task, settings, progress=progress).to_checkpoint())
-    return Translator.from_checkpoint(ckpt)
+    return Translator.from_checkpoint(cached_model(f"numbers-{task.lang}", key, train_fn))

@@ -218,7 +218,12 @@ def load_checkpoint(
         raise ValueError(f"{path} was not written by save_checkpoint (no {FORMAT!r} marker)")
     if payload.get("version") != VERSION:
         raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this code reads version {VERSION}")
-    saved = _as_config(payload["config"])
+    try:
+        saved = _as_config(payload.get("config"))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    if not isinstance(payload.get("vocabs", {}), dict) or not isinstance(payload.get("extra", {}), dict):
+        raise ValueError(f"{path} has vocabs or extra that are not dicts, which save_checkpoint never writes")
     if config is not None:
         wanted = _as_config(config)
         if wanted != saved:
@@ -226,11 +231,15 @@ def load_checkpoint(
                     if getattr(saved, k) != getattr(wanted, k)}
             detail = ", ".join(f"{k}: saved {a!r}, expected {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"{path} holds a model of another configuration ({detail})")
-    model = make_model(**dataclasses.asdict(saved))
+    try:
+        model = make_model(**dataclasses.asdict(saved))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path} holds no usable model configuration: {e}") from None
     try:
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, KeyError) as e:
-        raise ValueError(f"{path}: the weights do not fit its configuration: {str(e)[:300]}") from None
+    except (RuntimeError, KeyError, TypeError) as e:
+        detail = " ".join(str(e).split())[:300]  # one line
+        raise ValueError(f"{path}: the weights do not fit its configuration: {detail}") from None
     model.eval()
     return Checkpoint(model, payload.get("vocabs", {}), payload.get("extra", {}))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -54,6 +55,17 @@ class Batch:
         return self
 
 
+class TargetMissed(RuntimeError):
+    """A trained model missed the target its recipe promises; the message names recipe, seed, score and a command."""
+
+
+def reproduce_command(task: str, seed: int) -> str:
+    """The command that trains one cell of `src.robustness` (task copy, fr or de) as this process would."""
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR") if os.environ.get(k))
+    cmd = f"python -m src.robustness --tasks {task} --seeds {seed} --paths native --threads {torch.get_num_threads()}"
+    return f"{env} {cmd}".strip()
+
+
 @dataclass
 class TrainState:
     """Counts that survive across epochs."""
@@ -78,12 +90,14 @@ def run_epoch(
     start: int = 0,
     totals: tuple[float, int] = (0.0, 0),
     after_update: Callable[[int, float, int], None] | None = None,
+    max_grad_norm: float | None = None,
 ) -> tuple[float, TrainState]:
     """Run one pass over `data_iter`; return the mean loss per target token and the updated state.
 
     mode "train" backpropagates and steps the optimizer every `accum_iter` batches; "eval" does not.
     `on_step(state, loss)` and `after_update(batches_done, summed_loss, tokens)` run after each step.
     To go on mid-epoch, `start` skips batches already done and `totals` (summed loss, tokens) holds theirs.
+    `max_grad_norm` clips the gradient's global norm before each update (None: no clipping).
     """
     if mode not in ("train", "eval"):
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -104,6 +118,8 @@ def run_epoch(
             state.tokens += batch.ntokens
             if (i + 1) % accum_iter == 0:
                 state.lr = optimizer.param_groups[0]["lr"]
+                if max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.step += 1
@@ -149,6 +165,8 @@ def train(
     warmup: int = 400,
     accum_iter: int = 1,
     fused: bool = True,
+    max_grad_norm: float | None = None,
+    until: Callable[[nn.Module, History], bool] | None = None,
     progress: bool | None = None,
     checkpoint: Checkpointing | None = None,
 ) -> History:
@@ -157,6 +175,9 @@ def train(
     `batches` is a list of `Batch`, or a function that returns fresh batches each epoch.
     `fused` trains with PyTorch's fused attention (fast; attention weights are not kept) and
     switches back to the explicit softmax afterwards, so `.attn` is filled again for charts.
+    `max_grad_norm` clips the gradient norm of every update. `until(model, history)` runs after each
+    epoch and may add its own measurements to that epoch's row, `history.epochs[-1]`; training
+    stops early when it returns True, so `epochs` is then a cap.
     Progress bars show on a terminal and stay quiet elsewhere (`progress=None`).
     `checkpoint` writes training states and resumes from one: see `src.shared.resume.Checkpointing`.
     """
@@ -201,7 +222,7 @@ def train(
             skip, totals = resumed.start_of(epoch)  # (0, (0.0, 0)) but in the epoch a run resumes in
             train_loss, state = run_epoch(
                 data, model, loss_compute, optimizer, scheduler, "train", accum_iter, state, record,
-                start=skip, totals=totals, after_update=after_update,
+                start=skip, totals=totals, after_update=after_update, max_grad_norm=max_grad_norm,
             )
             row = {"epoch": epoch, "step": state.step, "train_loss": train_loss}
             if eval_batches is not None:
@@ -211,10 +232,13 @@ def train(
                 row["eval_accuracy"] = token_accuracy(model, eval_batches)
             row["seconds"] = time.perf_counter() - start
             history.epochs.append(row)
+            done = until is not None and until(core, history)
             if checkpoint is not None:  # a state at the end of every epoch
                 checkpoint.save(core, optimizer, scheduler, state, history, epoch=epoch + 1, data=data_state(batches))
             if progress:
                 epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k.endswith(("loss", "accuracy"))})
+            if done:
+                break
     finally:
         if hasattr(model, "set_fused_attention"):
             model.set_fused_attention(False)
