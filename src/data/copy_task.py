@@ -69,15 +69,16 @@ class UntilCopied:
     """The stopping rule: true once `patience` epochs in a row copy every `valid` sequence exactly.
 
     Called by `train` after each epoch, it adds the epoch's `valid_exact_match` to its history row.
+    With `patience=None` it only measures, and training runs its full budget of epochs.
     """
 
-    def __init__(self, valid: torch.Tensor, patience: int) -> None:
+    def __init__(self, valid: torch.Tensor, patience: int | None) -> None:
         self.valid = valid
-        self.patience = checks.positive_int("patience", patience)
+        self.patience = None if patience is None else checks.positive_int("patience", patience)
 
     def __call__(self, model: nn.Module, history: History) -> bool:
         history.epochs[-1]["valid_exact_match"] = exact_match(model, self.valid)
-        return self.streak(history) >= self.patience
+        return self.patience is not None and self.streak(history) >= self.patience
 
     @staticmethod
     def streak(history: History) -> int:
@@ -130,18 +131,22 @@ def accept_copy_model(model: nn.Module, history: History, seed: int) -> float:
     return score
 
 
-def cached_copy_model(epochs: int | None = None, seed: int = 0, progress: bool | None = None):
+def cached_copy_model(epochs: int | None = None, seed: int = 0, progress: bool | None = None, stop: bool = True):
     """`train_copy_model`, trained once and then read from the model cache (`src.shared.checkpoint`).
 
     Chapters call this, so a build trains the copy-task model once, whichever chapter runs first. A
     model that misses the target (`accept_copy_model`) raises TargetMissed and is never cached.
+    `stop=False` trains the whole budget of epochs without the stopping rule (which still measures
+    every epoch): the fixed-budget recipe that the copy-task chapter compares against, not accepted.
     """
+    valid, patience = valid_sequences(seed), copy_training_config()["patience"] if stop else None
 
     def train_fn() -> Checkpoint:
-        model, history = train_copy_model(epochs, seed, progress)
-        accept_copy_model(model, history, seed)
+        model, history = train_copy_model(epochs, seed, progress, until=UntilCopied(valid, patience))
+        if stop:
+            accept_copy_model(model, history, seed)
         return Checkpoint(model, extra={"steps": history.steps, "epochs": history.epochs})
 
-    settings = {"epochs": epochs, "seed": seed, **copy_model_config(), **copy_training_config()}
+    settings = {"epochs": epochs, "seed": seed, "stop": stop, **copy_model_config(), **copy_training_config()}
     ckpt = cached_model("copy-task", settings, train_fn)
     return ckpt.model.eval(), History(steps=ckpt.extra["steps"], epochs=ckpt.extra["epochs"])

@@ -19,7 +19,7 @@ def history_frames(history: object) -> tuple[pd.DataFrame, pd.DataFrame]:
     return steps, epochs
 
 
-def _log_or_symlog(values: pd.Series) -> alt.Scale:
+def log_or_symlog(values: pd.Series) -> alt.Scale:
     """Log scale for losses (they span orders of magnitude); symlog if a value is zero or negative."""
     return alt.Scale(type="log") if (values > 0).all() else alt.Scale(type="symlog")
 
@@ -39,7 +39,7 @@ def training_curves_chart(history: object, title: str = "Training curves", width
         s = steps.assign(series=_SERIES[0])
         loss_parts.append(
             alt.Chart(s).mark_line(strokeWidth=1).encode(
-                x=x, y=alt.Y("loss:Q", title="Loss per target token (log scale)", scale=_log_or_symlog(s["loss"])),
+                x=x, y=alt.Y("loss:Q", title="Loss per target token (log scale)", scale=log_or_symlog(s["loss"])),
                 color=color,
                 tooltip=[alt.Tooltip("step:Q"), alt.Tooltip("epoch:Q"), alt.Tooltip("loss:Q", format=".4g"),
                          alt.Tooltip("series:N")],
@@ -51,7 +51,7 @@ def training_curves_chart(history: object, title: str = "Training curves", width
         e["series"] = e["column"].map({"train_loss": _SERIES[1], "eval_loss": _SERIES[2]})
         loss_parts.append(
             alt.Chart(e).mark_line(point=True).encode(
-                x=x, y=alt.Y("loss:Q", title="Loss per target token (log scale)", scale=_log_or_symlog(e["loss"])),
+                x=x, y=alt.Y("loss:Q", title="Loss per target token (log scale)", scale=log_or_symlog(e["loss"])),
                 color=color,
                 tooltip=[alt.Tooltip("epoch:Q"), alt.Tooltip("step:Q"), alt.Tooltip("loss:Q", format=".4g"),
                          alt.Tooltip("series:N")],
