@@ -28,6 +28,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -207,7 +208,9 @@ def _ints(text: str) -> list[int]:
     return out
 
 
-def _choices(allowed) -> callable:
+def _choices(allowed) -> Callable[[str], list[str]]:
+    """An argparse `type`: a comma-separated subset of `allowed`."""
+
     def parse(text: str) -> list[str]:
         items = [t for t in text.split(",") if t]
         if not items or any(t not in allowed for t in items):
