@@ -153,7 +153,7 @@ def number_settings(lang: str = "fr"):
     return TranslationSettings(
         src_tokenizer="word", tgt_tokenizer="word" if lang == "fr" else "bpe", bpe_vocab=150,
         N=2, d_model=128, d_ff=256, h=4, dropout=0.0,
-        epochs=4, batch_size=128, warmup=400, factor=0.3, smoothing=0.0, seed=0,
+        epochs=5, batch_size=128, warmup=400, factor=0.3, smoothing=0.0, seed=0,
     )
 
 

@@ -38,7 +38,7 @@ def stopping_chart(history: object, stop_step: int, title: str, width: int = 470
     )
 
 
-def robustness_chart(cells: pd.DataFrame, title: str, width: int = 470) -> alt.LayerChart:
+def robustness_chart(cells: pd.DataFrame, title: str, width: int = 360) -> alt.LayerChart:
     """One square per copy-task cell of `src.robustness`: seed across, kernel path and threads down.
 
     The colour is the held-out exact match after the fixed budget of epochs, the number in the square
@@ -49,7 +49,7 @@ def robustness_chart(cells: pd.DataFrame, title: str, width: int = 470) -> alt.L
         raise ValueError(f"cells lack the columns {sorted(need - set(cells))}: pass src.robustness results")
     c = cells.assign(run=cells["path"] + ", " + cells["threads"].astype(str) + " thread(s)")
     order = list(dict.fromkeys(c.sort_values(["threads"], kind="stable")["run"]))
-    x = alt.X("seed:O", title="Seed")
+    x = alt.X("seed:O", title="Seed", axis=alt.Axis(labelAngle=0))
     y = alt.Y("run:N", title="Kernel path, threads", sort=order)
     tooltip = [alt.Tooltip("run:N", title="kernel path"), alt.Tooltip("seed:O"),
                alt.Tooltip("epochs:Q", title="epochs until the rule stopped"),
@@ -60,6 +60,12 @@ def robustness_chart(cells: pd.DataFrame, title: str, width: int = 470) -> alt.L
     squares = alt.Chart(c).mark_rect(stroke="white").encode(
         x=x, y=y, tooltip=tooltip,
         color=alt.Color("fixed_budget_exact_match:Q", title="Exact match, fixed budget",
-                        scale=alt.Scale(scheme="redyellowblue", domain=[low, 1]), legend=alt.Legend(format="%")))
-    text = alt.Chart(c).mark_text(fontSize=11).encode(x=x, y=y, text="epochs:Q", tooltip=tooltip)
-    return alt.layer(squares, text).properties(width=width, height=22 * c["run"].nunique(), title=title)
+                        scale=alt.Scale(scheme="redyellowblue", domain=[low, 1]),
+                        legend=alt.Legend(format="%", orient="bottom", gradientLength=width // 2)))
+    dark = alt.datum.fixed_budget_exact_match > low + 0.8 * (1 - low)  # the deep blue end of the scale
+    text = alt.Chart(c).mark_text(fontSize=11).encode(
+        x=x, y=y, text="epochs:Q", tooltip=tooltip, color=alt.condition(dark, alt.value("white"), alt.value("black")))
+    subtitle = ["Number: epochs until the stopping rule ended training.",
+                "Colour: exact match after the fixed budget of epochs."]
+    return alt.layer(squares, text).properties(width=width, height=22 * c["run"].nunique(),
+                                               title=alt.Title(title, subtitle=subtitle))
