@@ -17,11 +17,13 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from src.data.translation import Translator
-    from src.shared.checkpoint import Checkpoint
+from src.data.copy_task import held_out_sequences
+from src.data.numbers import NumbersTask
+from src.recipes.copy_task import cached_copy_model, copy_model_config, exact_match
+from src.recipes.numbers import numbers_translator
+from src.recipes.translation import Translator
+from src.shared.checkpoint import Checkpoint, load_checkpoint
 
 TASKS = ("copy", "fr", "de")
 LANGS = {"fr": "French", "de": "German"}
@@ -29,17 +31,12 @@ LANGS = {"fr": "French", "de": "German"}
 
 def copy_checkpoint(progress: bool | None = None):
     """The book's copy-task model, as the chapters get it: `cached_copy_model`, trained once per build."""
-    from src.data.copy_task import cached_copy_model
-    from src.shared.checkpoint import Checkpoint
-
     model, history = cached_copy_model(progress=progress)
     return Checkpoint(model, {}, {"train_seconds": sum(r["seconds"] for r in history.epochs)})
 
 
 def evaluate_copy(ckpt, n: int = 500) -> dict:
     """Exact match of greedy decoding on `n` held-out random sequences, those that accept a trained model."""
-    from src.data.copy_task import exact_match, held_out_sequences
-
     sequences = held_out_sequences(n)
     seconds = ckpt.extra.get("train_seconds")
     if seconds is None and "epochs" in ckpt.extra.get("history", ckpt.extra):  # other writers keep epoch rows
@@ -49,8 +46,6 @@ def evaluate_copy(ckpt, n: int = 500) -> dict:
 
 def evaluate_numbers(translator, beam_size: int = 4, alpha: float = 0.6) -> dict:
     """Greedy and beam-search scores of a number translator on the test split it was trained with."""
-    from src.data.numbers import NumbersTask
-
     task = NumbersTask(**translator.extra["task"])
     pairs = task.pairs("test")
     tokenize = "char" if task.lang == "de" else "13a"
@@ -87,8 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _holds(ckpt: Checkpoint) -> str:
     """What a checkpoint was trained for: 'copy', 'fr' or 'de', else a description of what it holds."""
-    from src.data.copy_task import copy_model_config
-
     vocabs, extra, config = ckpt.vocabs, ckpt.extra, ckpt.config
     if "src" not in vocabs or "tgt" not in vocabs:
         copy = copy_model_config()
@@ -113,10 +106,6 @@ def load_for(task: str, path: Path) -> Checkpoint | Translator:
 
     ValueError names the file and what it holds: not a checkpoint, or one of another task or direction.
     """
-    from src.data.numbers import NumbersTask
-    from src.data.translation import Translator
-    from src.shared.checkpoint import load_checkpoint
-
     try:
         ckpt = load_checkpoint(path)
     except OSError as e:
@@ -159,8 +148,6 @@ def main(argv: list[str] | None = None) -> int:
                 given[name] = load_for(name, path)
             except ValueError as e:
                 parser.error(" ".join(f"--{name}: {e}".split()))  # one line
-
-    from src.data.numbers import numbers_translator
 
     result: dict = {}
     if "copy" in tasks:

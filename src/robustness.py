@@ -33,15 +33,10 @@ from pathlib import Path
 
 import torch
 
-from src.data.copy_task import (
-    UntilCopied,
-    copy_training_config,
-    exact_match,
-    held_out_sequences,
-    train_copy_model,
-    valid_sequences,
-)
-from src.data.numbers import TARGET_EXACT_MATCH, NumbersTask, number_settings, train_numbers
+from src.data.copy_task import held_out_sequences, valid_sequences
+from src.data.numbers import NumbersTask
+from src.recipes.copy_task import UntilCopied, copy_training_config, exact_match, train_copy_model
+from src.recipes.numbers import TARGET_EXACT_MATCH, number_settings, train_numbers
 from src.shared.training import History
 
 # A kernel path: environment variables that make this machine round like another one.
@@ -82,7 +77,8 @@ class _StopPoint(UntilCopied):
 
 def run_copy(seed: int) -> dict:
     """One copy cell: the recipe's model (where the stopping rule ends training) and the fixed-budget model."""
-    rule = _StopPoint(valid_sequences(seed), copy_training_config()["patience"])
+    c = copy_training_config()
+    rule = _StopPoint(valid_sequences(seed, c["valid"]), c["patience"])
     start = time.perf_counter()
     model, history = train_copy_model(seed=seed, until=rule)
     seconds = time.perf_counter() - start

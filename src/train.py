@@ -34,14 +34,21 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
 from src import checks
-
-if TYPE_CHECKING:
-    from src.shared.resume import Checkpointing
+from src.data.copy_task import PAD, copy_batches, valid_sequences
+from src.data.numbers import NumbersTask
+from src.data.parallel import load_split
+from src.recipes.copy_task import UntilCopied, copy_model_config, copy_training_config
+from src.recipes.numbers import number_settings, train_numbers
+from src.recipes.translation import TranslationSettings, train_translation
+from src.shared import distributed
+from src.shared.checkpoint import Checkpoint, CheckpointWriteError, load_training_state, save_checkpoint
+from src.shared.resume import Checkpointing, ResumeError, SeededBatches
+from src.shared.training import train
+from src.transformer.model import make_model
 
 
 def _argument(parse: Callable[[str], object], check: Callable[[str, object], object]) -> Callable[[str], object]:
@@ -95,9 +102,6 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from src.data.copy_task import copy_training_config
-    from src.data.numbers import number_settings
-
     parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
     tasks = parser.add_subparsers(dest="task", required=True, metavar="{copy,numbers,files}")
 
@@ -183,8 +187,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             sub.error(f"cannot write {path}: {parent} is not a writable directory")
     if args.resume:
-        from src.shared.checkpoint import load_training_state
-
         if not args.state.is_file():
             sub.error(f"--resume: no training state at {args.state} (a run writes it while training "
                       "and removes it when it finishes)")
@@ -201,8 +203,6 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if saved["epoch"] > args.epochs:
             sub.error(f"--resume: {args.state} is at epoch {saved['epoch']}, past --epochs {args.epochs}")
     if args.task == "files":  # read last, after the cheap checks: uneven, empty or non-UTF-8 files are usage errors
-        from src.data.parallel import load_split
-
         try:
             args.pairs = {split: load_split(args.data_dir, split, args.src, args.tgt)
                           for split in (args.train_split, args.valid_split)}
@@ -223,8 +223,6 @@ def run_config(args: argparse.Namespace) -> dict:
 
 
 def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
-    from src.data.translation import TranslationSettings
-
     return TranslationSettings(
         src_tokenizer=src_tokenizer, tgt_tokenizer=tgt_tokenizer, bpe_vocab=args.bpe_vocab, N=args.N,
         d_model=args.d_model, d_ff=args.d_ff, h=args.h, dropout=args.dropout, epochs=args.epochs,
@@ -235,21 +233,7 @@ def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
 
 
 def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
-    """The copy task of `src.data.copy_task.train_copy_model`, with batches split across processes."""
-    from src.data.copy_task import (
-        PAD,
-        UntilCopied,
-        copy_batches,
-        copy_model_config,
-        copy_training_config,
-        valid_sequences,
-    )
-    from src.shared import distributed
-    from src.shared.checkpoint import Checkpoint
-    from src.shared.resume import SeededBatches
-    from src.shared.training import train
-    from src.transformer.model import make_model
-
+    """The copy task of `src.recipes.copy_task.train_copy_model`, with batches split across processes."""
     schedule = copy_training_config()
     torch.manual_seed(args.seed)
     model = make_model(**copy_model_config())
@@ -258,7 +242,7 @@ def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None =
     eval_batches = [b.to(ctx.device) for b in copy_batches(2, 80, generator=eval_gen)]
     draw = SeededBatches(lambda g: copy_batches(args.batches, args.batch_size, generator=g), data_gen)
     batches = distributed.sharded(draw, ctx)
-    until = UntilCopied(valid_sequences(args.seed), args.patience) if args.patience else None
+    until = UntilCopied(valid_sequences(args.seed, schedule["valid"]), args.patience) if args.patience else None
     start = time.perf_counter()
     history = train(distributed.wrap(model, ctx), batches, args.epochs, pad=PAD, eval_batches=eval_batches,
                     factor=schedule["factor"], warmup=schedule["warmup"], smoothing=schedule["smoothing"],
@@ -271,8 +255,6 @@ def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None =
 
 def train_numbers_cli(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
     """English -> `args.lang` number names (`src.data.numbers`), through the parallel-text path."""
-    from src.data.numbers import NumbersTask, train_numbers
-
     task = NumbersTask(args.lang, args.n_train, args.n_valid, args.n_test, data_seed=args.seed)
     tokenizer = args.tokenizer or ("word" if args.lang == "fr" else "bpe")
     translator = train_numbers(task, _settings(args, "word", tokenizer), args.progress, ctx, args.data_dir,
@@ -283,8 +265,6 @@ def train_numbers_cli(args: argparse.Namespace, ctx, checkpoint: Checkpointing |
 
 def train_files(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
     """A model trained on the `train_split` and `valid_split` files of `args.data_dir`."""
-    from src.data.translation import train_translation
-
     train_pairs, valid_pairs = args.pairs[args.train_split], args.pairs[args.valid_split]
     translator = train_translation(train_pairs, valid_pairs, _settings(args, args.tokenizer, args.tokenizer),
                                    args.progress, ctx, checkpoint=checkpoint)
@@ -295,10 +275,6 @@ def train_files(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from src.shared import distributed
-    from src.shared.checkpoint import CheckpointWriteError, save_checkpoint
-    from src.shared.resume import Checkpointing, ResumeError
-
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = distributed.init(args.device)

@@ -192,10 +192,10 @@ BAD_EVALUATE = [
 @pytest.fixture(scope="module")
 def evaluate_inputs(tmp_path_factory) -> dict[str, Path]:
     """Tiny checkpoints as `python -m src.train` writes them (copy, fr, de, files), and files that are not ones."""
-    from src.data.copy_task import copy_model_config
     from src.data.numbers import NumbersTask
     from src.data.tokenizer import WordTokenizer
-    from src.data.translation import Translator
+    from src.recipes.copy_task import copy_model_config
+    from src.recipes.translation import Translator
     from src.shared.checkpoint import save_checkpoint
     from src.transformer.model import make_model
 
@@ -306,7 +306,7 @@ def test_train_then_evaluate_a_copy_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_train_files_on_a_toy_corpus(tmp_path):
     """The recipe's `files` command end to end: read the files, train BPE and a model, write a checkpoint."""
-    from src.data.translation import Translator
+    from src.recipes.translation import Translator
     from src.shared.checkpoint import load_checkpoint
 
     en = ["a dog runs", "two men talk", "a cat sleeps", "the sun shines"]

@@ -11,18 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.data.copy_task import (
-    BOS,
+from src.data.copy_task import BOS, copy_batches, random_sequences
+from src.recipes.copy_task import (
     UntilCopied,
     cached_copy_model,
-    copy_batches,
     copy_training_config,
     exact_match,
-    random_sequences,
     train_copy_model,
 )
+from src.recipes.targets import TargetMissed
 from src.shared.checkpoint import CACHE_ENV
-from src.shared.training import History, TargetMissed
+from src.shared.training import History
 
 ROOT = Path(__file__).resolve().parents[1]
 

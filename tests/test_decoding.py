@@ -102,7 +102,8 @@ def test_beam_returns_its_best_finished_hypothesis():
 @pytest.mark.slow
 def test_cached_equals_uncached_on_a_trained_model():
     """The copy task trained briefly: cached and uncached decoding agree, greedy and beam."""
-    from src.data.copy_task import copy_batches, copy_model_config, random_sequences
+    from src.data.copy_task import copy_batches, random_sequences
+    from src.recipes.copy_task import copy_model_config
     from src.shared.training import train
 
     torch.manual_seed(0)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.data.copy_task import train_copy_model
+from src.recipes.copy_task import train_copy_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = (
-    "import json, torch; from src.data.copy_task import train_copy_model; "
+    "import json, torch; from src.recipes.copy_task import train_copy_model; "
     "m, h = train_copy_model(epochs=2, seed=7); "
     "print(json.dumps({'losses': [r['loss'].hex() for r in h.steps], "
     "'eval': [r['eval_loss'].hex() for r in h.epochs], "
@@ -54,8 +54,9 @@ def test_copy_training_is_bit_identical_across_processes():
 
 # The number-translation path at a tiny size: 300 pairs, one layer, two epochs, dropout on (so the RNG matters).
 TRANSLATION = (
-    "from src.data.numbers import NumbersTask, train_numbers\n"
-    "from src.data.translation import TranslationSettings\n"
+    "from src.data.numbers import NumbersTask\n"
+    "from src.recipes.numbers import train_numbers\n"
+    "from src.recipes.translation import TranslationSettings\n"
     "def translation_fingerprint(seed):\n"
     "    task = NumbersTask('fr', n_train=300, n_valid=40, n_test=40, data_seed=0, blocks=False)\n"
     "    s = TranslationSettings(N=1, d_model=32, d_ff=64, h=2, dropout=0.1, epochs=2, batch_size=30, warmup=20,\n"

@@ -146,8 +146,9 @@ def test_tokenizer_from_dict_rejects_unknown_kinds():
 @pytest.mark.slow
 def test_training_is_deterministic_and_checkpoints_round_trip(tmp_path):
     """Same seed, same numbers: two trainings of a tiny number model agree exactly; the checkpoint translates alike."""
-    from src.data.numbers import NumbersTask, train_numbers
-    from src.data.translation import TranslationSettings, Translator
+    from src.data.numbers import NumbersTask
+    from src.recipes.numbers import train_numbers
+    from src.recipes.translation import TranslationSettings, Translator
     from src.shared.checkpoint import load_checkpoint, save_checkpoint
 
     task = NumbersTask(lang="de", n_train=600, n_valid=20, n_test=30, limit=5000, blocks=False)

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from src import robustness
-from src.data import copy_task
-from src.data.copy_task import held_out_sequences, train_copy_model
+from src.data.copy_task import held_out_sequences
+from src.recipes import copy_task
+from src.recipes.copy_task import train_copy_model
 
 
 def test_the_default_grid_covers_what_the_recipes_promise():

@@ -17,7 +17,7 @@ import torch
 
 from src import checks
 from src.data.tokenizer import BOS, EOS, PAD
-from src.shared.training import Batch
+from src.shared.batch import Batch
 
 
 def read_lines(path: str | Path) -> list[str]:

@@ -258,7 +258,9 @@ def cache_dir() -> Path:
 TRAINING_CODE = (
     "transformer/attention.py", "transformer/embeddings.py", "transformer/layers.py", "transformer/model.py",
     "shared/training.py", "shared/loss.py", "shared/lr_scheduler.py",
-    "data/tokenizer.py", "data/parallel.py", "data/numbers.py", "data/translation.py", "data/copy_task.py",
+    "shared/batch.py", "shared/history.py",
+    "data/tokenizer.py", "data/parallel.py", "data/numbers.py", "data/copy_task.py",
+    "recipes/copy_task.py", "recipes/numbers.py", "recipes/translation.py",
 )
 
 

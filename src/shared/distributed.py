@@ -20,7 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from src.shared.training import Batch, History
+from src.shared.batch import Batch
+from src.shared.history import History
 
 
 @dataclass

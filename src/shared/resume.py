@@ -14,16 +14,15 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from src import checks
+from src.shared.batch import Batch
 from src.shared.checkpoint import load_training_state, save_training_state
+from src.shared.history import History, TrainState
 
-if TYPE_CHECKING:
-    from src.shared.training import Batch, History, TrainState
 
 class ResumeError(ValueError):
     """A training state that cannot be resumed here: another configuration, process count or epoch count."""
@@ -148,8 +147,6 @@ class Checkpointing:
         A function in `batches` with `load_state_dict` (`SeededBatches`) gets its saved state; another
         is called again for the epochs already done to get back to where it was.
         """
-        from src.shared.training import History, TrainState
-
         saved = load_training_state(self.path)
         _check_resumable(saved, self, epochs)
         model.load_state_dict(saved["model"])

@@ -1,80 +1,26 @@
-"""Batches with their masks, one epoch of training or evaluation, and `train`, the loop a chapter calls."""
+"""One epoch of training or evaluation, and `train`, the loop a chapter calls.
+
+`Batch`, `History` and `TrainState` live in modules of their own; they are imported here too, so
+`from src.shared.training import Batch` (the seed notebook's import) keeps working.
+"""
 
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from src import checks
+from src.shared.batch import Batch
+from src.shared.history import History, TrainState
 from src.shared.loss import LabelSmoothing, LossCompute
 from src.shared.lr_scheduler import make_optimizer, make_scheduler
 from src.shared.resume import Checkpointing, Resumed, data_state
-from src.transformer.attention import subsequent_mask
-
-
-class Batch:
-    """A batch of source and target ids with their masks, for teacher-forced training.
-
-    src: (batch, src_len); tgt: (batch, tgt_len) including the start symbol.
-    The decoder reads `tgt` = tgt[:, :-1] and learns to predict `tgt_y` = tgt[:, 1:].
-    """
-
-    def __init__(self, src: torch.Tensor, tgt: torch.Tensor | None = None, pad: int = 0) -> None:
-        checks.token_ids("src", src, vocab=torch.iinfo(torch.long).max)
-        self.src = src
-        self.src_mask = (src != pad).unsqueeze(-2)  # (batch, 1, src_len)
-        self.pad = pad
-        if tgt is not None:
-            checks.token_ids("tgt", tgt, vocab=torch.iinfo(torch.long).max)
-            if tgt.size(0) != src.size(0):
-                raise ValueError(f"tgt has batch size {tgt.size(0)} but src has {src.size(0)}")
-            if tgt.size(1) < 2:
-                raise ValueError(f"tgt needs at least 2 positions (start symbol and one token), got {tgt.size(1)}")
-            self.tgt = tgt[:, :-1]  # (batch, tgt_len - 1)
-            self.tgt_y = tgt[:, 1:]  # (batch, tgt_len - 1)
-            self.tgt_mask = self.make_std_mask(self.tgt, pad)
-            self.ntokens = int((self.tgt_y != pad).sum())
-
-    @staticmethod
-    def make_std_mask(tgt: torch.Tensor, pad: int) -> torch.Tensor:
-        """Hide padding and future positions: (batch, tgt_len, tgt_len)."""
-        return (tgt != pad).unsqueeze(-2) & subsequent_mask(tgt.size(-1)).to(tgt.device)
-
-    def to(self, device: torch.device | str) -> Batch:
-        """The same batch on another device."""
-        for name in ("src", "src_mask", "tgt", "tgt_y", "tgt_mask"):
-            if hasattr(self, name):
-                setattr(self, name, getattr(self, name).to(device))
-        return self
-
-
-class TargetMissed(RuntimeError):
-    """A trained model missed the target its recipe promises; the message names recipe, seed, score and a command."""
-
-
-def reproduce_command(task: str, seed: int) -> str:
-    """The command that trains one cell of `src.robustness` (task copy, fr or de) as this process would."""
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR") if os.environ.get(k))
-    cmd = f"python -m src.robustness --tasks {task} --seeds {seed} --paths native --threads {torch.get_num_threads()}"
-    return f"{env} {cmd}".strip()
-
-
-@dataclass
-class TrainState:
-    """Counts that survive across epochs."""
-
-    step: int = 0  # optimizer steps
-    accum_step: int = 0  # gradient accumulation steps
-    samples: int = 0  # examples seen
-    tokens: int = 0  # target tokens seen
-    lr: float = 0.0  # learning rate of the last update
 
 
 def run_epoch(
@@ -131,14 +77,6 @@ def run_epoch(
                 if after_update is not None:
                     after_update(i + 1, total_loss, total_tokens)
     return total_loss / max(total_tokens, 1), state
-
-
-@dataclass
-class History:
-    """What `train` measured: one row per optimizer step and one per epoch."""
-
-    steps: list[dict] = field(default_factory=list)  # step, epoch, loss, lr
-    epochs: list[dict] = field(default_factory=list)  # epoch, train_loss, eval_loss, eval_accuracy, seconds
 
 
 def token_accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
@@ -199,8 +137,6 @@ def train(
     history, state = resumed.history, resumed.state
     epoch_bar = range(resumed.first_epoch, epochs)
     if progress:
-        from tqdm.auto import tqdm
-
         epoch_bar = tqdm(epoch_bar, desc="epochs", unit="epoch", initial=resumed.first_epoch, total=epochs)
 
     def record(s: TrainState, loss: float) -> None:

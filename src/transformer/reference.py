@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.transformer.attention import MultiHeadedAttention
+from src.transformer.attention import MultiHeadedAttention, subsequent_mask
 from src.transformer.layers import PositionwiseFeedForward
 from src.transformer.model import EncoderDecoder
 
@@ -74,13 +74,13 @@ def max_difference(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor, 
 
     Compared at non-padding target positions (PyTorch leaves rows of padded queries undefined).
     """
-    from src.shared.training import Batch
-
     model.eval()
     ref = to_torch_transformer(model)
-    batch = Batch(src, torch.cat([tgt.new_ones(tgt.size(0), 1), tgt], dim=1), pad=pad)
+    tgt_in = torch.cat([tgt.new_ones(tgt.size(0), 1), tgt[:, :-1]], dim=1)  # (batch, tgt_len): shifted right
+    src_mask = (src != pad).unsqueeze(-2)  # (batch, 1, src_len)
+    tgt_mask = (tgt_in != pad).unsqueeze(-2) & subsequent_mask(tgt_in.size(1))  # (batch, tgt_len, tgt_len)
     with torch.no_grad():
-        ours = model.generator(model(batch.src, batch.tgt, batch.src_mask, batch.tgt_mask))
-    theirs = torch_log_probs(ref, model, batch.src, batch.tgt, pad)
-    keep = batch.tgt != pad
+        ours = model.generator(model(src, tgt_in, src_mask, tgt_mask))
+    theirs = torch_log_probs(ref, model, src, tgt_in, pad)
+    keep = tgt_in != pad
     return float((ours - theirs)[keep].abs().max())

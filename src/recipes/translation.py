@@ -11,7 +11,6 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,9 +18,13 @@ from src import checks
 from src.data.metrics import score
 from src.data.parallel import EpochBatches, encode_pairs, make_batches, pad_sequences
 from src.data.tokenizer import BOS, EOS, PAD, BPETokenizer, WordTokenizer, tokenizer_from_dict
-
-if TYPE_CHECKING:
-    from src.shared.resume import Checkpointing
+from src.shared import distributed
+from src.shared.checkpoint import Checkpoint
+from src.shared.history import History
+from src.shared.resume import Checkpointing
+from src.shared.training import train
+from src.transformer.decoding import beam_search, greedy_decode
+from src.transformer.model import make_model
 
 
 @dataclass(frozen=True)
@@ -84,16 +87,12 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, ckpt) -> Translator:
-        from src.shared.training import History
-
         extra = dict(ckpt.extra)
         history = History(**extra["history"]) if "history" in extra else None
         return cls(ckpt.model, tokenizer_from_dict(ckpt.vocabs["src"]), tokenizer_from_dict(ckpt.vocabs["tgt"]),
                    history, extra)
 
     def to_checkpoint(self):
-        from src.shared.checkpoint import Checkpoint
-
         extra = dict(self.extra)
         if self.history is not None:
             extra["history"] = {"steps": self.history.steps, "epochs": self.history.epochs}
@@ -107,8 +106,6 @@ class Translator:
     def decode_ids(self, src: torch.Tensor, beam_size: int = 1, alpha: float = 0.6, max_len: int | None = None,
                    use_cache: bool = True) -> torch.Tensor:
         """Output ids (batch, max_len) for source ids (batch, src_len): greedy when beam_size is 1."""
-        from src.transformer.decoding import beam_search, greedy_decode
-
         self.model.eval()
         device = next(self.model.parameters()).device
         src = src.to(device)
@@ -154,10 +151,6 @@ def train_translation(
     of every batch. `checkpoint` writes training states and resumes from one (see `train`).
     The returned Translator holds the training history and the seconds it took.
     """
-    from src.shared import distributed
-    from src.shared.training import train
-    from src.transformer.model import make_model
-
     s = settings
     ctx = ctx or distributed.DistContext()
     if s.share_vocab:
