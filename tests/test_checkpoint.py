@@ -42,7 +42,7 @@ def test_round_trip_gives_equal_outputs_config_and_vocabs(tmp_path):
 def test_shared_embeddings_stay_shared(tmp_path):
     model = tiny(src_vocab=11, share_embeddings=True)
     ckpt = load_checkpoint(save_checkpoint(tmp_path / "s.pt", model))
-    assert ckpt.model.src_embed[0].lut.weight is ckpt.model.generator.proj.weight
+    assert ckpt.model.src_embed.embeddings.lut.weight is ckpt.model.generator.proj.weight
     assert torch.equal(outputs(ckpt.model), outputs(model))
 
 

@@ -322,5 +322,5 @@ def test_train_files_on_a_toy_corpus(tmp_path):
     assert r.returncode == 0, r.stderr
     toy = Translator.from_checkpoint(load_checkpoint(out))
     assert toy.src_tok.to_dict() == toy.tgt_tok.to_dict()  # one shared vocabulary
-    assert toy.model.src_embed[0].lut.weight is toy.model.generator.proj.weight
+    assert toy.model.src_embed.embeddings.lut.weight is toy.model.generator.proj.weight
     assert isinstance(toy.translate(["a dog sleeps"])[0], str)

@@ -73,7 +73,7 @@ def test_batched_equals_one_by_one(small_model):
 def test_shared_embeddings_are_one_parameter():
     m = make_model(20, 20, N=1, d_model=16, d_ff=32, h=2, share_embeddings=True)
     w = m.generator.proj.weight
-    assert m.src_embed[0].lut.weight is w and m.tgt_embed[0].lut.weight is w
+    assert m.src_embed.embeddings.lut.weight is w and m.tgt_embed.embeddings.lut.weight is w
     unshared = make_model(20, 20, N=1, d_model=16, d_ff=32, h=2)
     n_shared = sum(p.numel() for p in m.parameters())
     n_unshared = sum(p.numel() for p in unshared.parameters())

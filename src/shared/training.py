@@ -122,7 +122,7 @@ def train(
     epochs = checks.positive_int("epochs", epochs)
     if not (callable(batches) or isinstance(batches, Iterable)):
         raise TypeError(f"batches must be a list of Batch or a function returning one, got {type(batches).__name__}")
-    d_model = model.src_embed[0].d_model
+    d_model = model.src_embed.embeddings.d_model
     vocab = model.generator.proj.out_features
     criterion = LabelSmoothing(vocab, padding_idx=pad, smoothing=smoothing)
     loss_compute = LossCompute(model.generator, criterion)

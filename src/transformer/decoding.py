@@ -10,7 +10,7 @@ from src.transformer.model import DecoderCache, EncoderDecoder
 
 
 def _check_symbols(model: EncoderDecoder, **symbols: int | None) -> None:
-    vocab = model.tgt_embed[0].vocab
+    vocab = model.tgt_embed.embeddings.vocab
     for name, value in symbols.items():
         if value is not None and not 0 <= checks.non_negative_int(name, value) < vocab:
             raise ValueError(f"{name} must be a token id in [0, {vocab - 1}], got {value}")

@@ -28,9 +28,19 @@ class Generator(nn.Module):
 class Embed(nn.Sequential):
     """Embeddings followed by PositionalEncoding; `start` offsets positions for step-by-step decoding."""
 
+    def __init__(self, embeddings: Embeddings, position: PositionalEncoding) -> None:
+        super().__init__(embeddings, position)  # a Sequential: parameters stay named `0.lut.weight`
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self[0]
+
+    @property
+    def position(self) -> PositionalEncoding:
+        return self[1]
+
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        embeddings, position = self[0], self[1]
-        return position(embeddings(x), start=start)
+        return self.position(self.embeddings(x), start=start)
 
 
 @dataclass
@@ -91,7 +101,7 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
         """(batch, src_len) ids -> memory (batch, src_len, d_model). `src_mask`: (batch|1, 1|src_len, src_len)."""
-        checks.token_ids("src", src, self.src_embed[0].vocab)
+        checks.token_ids("src", src, self.src_embed.embeddings.vocab)
         src_mask = checks.mask("src_mask", src_mask, src.size(0), src.size(1), src.size(1))
         return self.encoder(self.src_embed(src), src_mask)
 
@@ -102,8 +112,11 @@ class EncoderDecoder(nn.Module):
         """(batch, tgt_len) ids -> (batch, tgt_len, d_model), attending to `memory`.
 
         With a `cache`, `tgt` holds only the new positions; earlier ones are read from the cache.
+        Those are the decoder's own choices (greedy or beam search), so their ids are not checked
+        again: that would cost a device sync for every token on a GPU.
         """
-        checks.token_ids("tgt", tgt, self.tgt_embed[0].vocab)
+        if cache is None:
+            checks.token_ids("tgt", tgt, self.tgt_embed.embeddings.vocab)
         batch, tgt_len = tgt.shape
         if memory.dim() != 3 or memory.size(0) != batch:
             raise ValueError(
@@ -176,6 +189,6 @@ def make_model(
             nn.init.xavier_uniform_(p)
     if share_embeddings:
         shared = model.generator.proj.weight  # (vocab, d_model), the same shape as an embedding table
-        model.src_embed[0].lut.weight = shared
-        model.tgt_embed[0].lut.weight = shared
+        model.src_embed.embeddings.lut.weight = shared
+        model.tgt_embed.embeddings.lut.weight = shared
     return model
