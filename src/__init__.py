@@ -1,1 +1,3 @@
-"""The Annotated Transformer book's model package: `transformer`, `shared`, `data`, `viz`."""
+"""The Annotated Transformer book's model package: `transformer`, `shared`, `data`,
+`viz`.
+"""

@@ -1,8 +1,9 @@
-"""Benchmarks: training step against `torch.nn.Transformer`, cached against uncached decoding, GFLOP/s.
+"""Benchmarks: training step vs `nn.Transformer`, cached vs uncached decoding, GFLOP/s.
 
-Run with `make bench` (or `python -m src.bench [--quick] [--json]`). Contenders are measured side by
-side in one process, interleaved, after a warm-up; figures are medians over repetitions, and
-comparisons are reported as ratios, which survive a noisy shared machine better than seconds.
+Run with `make bench` (or `python -m src.bench [--quick] [--json]`). Contenders are
+measured side by side in one process, interleaved, after a warm-up; figures are medians
+over repetitions, and comparisons are reported as ratios, which survive a noisy shared
+machine better than seconds.
 """
 
 from __future__ import annotations
@@ -37,35 +38,56 @@ TRAIN_SIZES = [
 
 
 class TorchTransformer(nn.Module):
-    """`torch.nn.Transformer` (pre-norm, batch first) with the book's embeddings and generator around it."""
+    """`torch.nn.Transformer` (pre-norm, batch first) with the book's embeddings and
+    generator around it.
+    """
 
     def __init__(self, book: EncoderDecoder) -> None:
         super().__init__()
         c = book.config
-        self.src_embed, self.tgt_embed, self.generator = book.src_embed, book.tgt_embed, book.generator
+        self.src_embed, self.tgt_embed, self.generator = (
+            book.src_embed,
+            book.tgt_embed,
+            book.generator,
+        )
         self.transformer = nn.Transformer(
-            d_model=c.d_model, nhead=c.h, num_encoder_layers=c.N, num_decoder_layers=c.N, dim_feedforward=c.d_ff,
-            dropout=c.dropout, batch_first=True, norm_first=True,
+            d_model=c.d_model,
+            nhead=c.h,
+            num_encoder_layers=c.N,
+            num_decoder_layers=c.N,
+            dim_feedforward=c.d_ff,
+            dropout=c.dropout,
+            batch_first=True,
+            norm_first=True,
         )
 
-    def forward(self, src, tgt, src_mask, tgt_mask):  # the book's mask convention: True = may attend
+    # the book's mask convention: True = may attend
+    def forward(self, src, tgt, src_mask, tgt_mask):
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.size(1))
         pad = ~src_mask[:, 0]  # (batch, src_len): True marks padding for PyTorch
         return self.transformer(
-            self.src_embed(src), self.tgt_embed(tgt), tgt_mask=causal, src_key_padding_mask=pad,
-            memory_key_padding_mask=pad, tgt_is_causal=True,
+            self.src_embed(src),
+            self.tgt_embed(tgt),
+            tgt_mask=causal,
+            src_key_padding_mask=pad,
+            memory_key_padding_mask=pad,
+            tgt_is_causal=True,
         )
 
 
 def book_model(d_model: int, N: int, d_ff: int, h: int) -> EncoderDecoder:
-    """The book's model as `train` runs it: dropout 0.1, fused attention, training mode."""
+    """The book's model as `train` runs it: dropout 0.1, fused attention, training
+    mode.
+    """
     book = make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1)
     book.set_fused_attention(True)
     return book.train()
 
 
 def make_contenders(d_model: int, N: int, d_ff: int, h: int) -> dict[str, nn.Module]:
-    torch_model = TorchTransformer(make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1))
+    torch_model = TorchTransformer(
+        make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=d_ff, h=h, dropout=0.1)
+    )
     return {"book": book_model(d_model, N, d_ff, h), "torch": torch_model.train()}
 
 
@@ -77,7 +99,9 @@ def random_batch(batch: int, length: int) -> Batch:
 
 def train_step_fn(model: nn.Module, batch: Batch) -> Callable[[], None]:
     """One training step: forward, label-smoothed loss, backward, Adam update."""
-    loss_compute = LossCompute(model.generator, LabelSmoothing(VOCAB, padding_idx=0, smoothing=0.1))
+    loss_compute = LossCompute(
+        model.generator, LabelSmoothing(VOCAB, padding_idx=0, smoothing=0.1)
+    )
     optimizer = make_optimizer(model, base_lr=1e-4)
 
     def step() -> None:
@@ -90,7 +114,9 @@ def train_step_fn(model: nn.Module, batch: Batch) -> Callable[[], None]:
     return step
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
+) -> dict[str, float]:
     """Median seconds of each function, timed in turn, round after round."""
     for _ in range(warmup):
         for fn in fns.values():
@@ -111,7 +137,9 @@ def count_flops(fn: Callable[[], None]) -> int:
 
 
 class OpTimes(TorchDispatchMode):
-    """Seconds spent in each group of ATen operations while active: forward, backward and optimizer alike."""
+    """Seconds spent in each group of ATen operations while active: forward, backward
+    and optimizer alike.
+    """
 
     MATMULS = {"mm", "addmm", "bmm", "baddbmm"}
 
@@ -130,13 +158,18 @@ class OpTimes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         start = time.perf_counter()
         out = func(*args, **(kwargs or {}))
-        self.seconds[self.group(func.overloadpacket.__name__)] += time.perf_counter() - start
+        self.seconds[self.group(func.overloadpacket.__name__)] += (
+            time.perf_counter() - start
+        )
         return out
 
 
-def step_breakdown(fn: Callable[[], None], flops: int, steps: int = 2) -> dict[str, float]:
-    """Where a step's time goes (matrix products, dropout's random numbers, the Adam update, everything
-    else, as shares), and the GFLOP/s of the matrix products alone."""
+def step_breakdown(
+    fn: Callable[[], None], flops: int, steps: int = 2
+) -> dict[str, float]:
+    """Where a step's time goes (matrix products, dropout's random numbers, the Adam
+    update, everything else, as shares), and the GFLOP/s of the matrix products
+    alone."""
     with OpTimes() as times:
         for _ in range(steps):
             fn()
@@ -146,7 +179,9 @@ def step_breakdown(fn: Callable[[], None], flops: int, steps: int = 2) -> dict[s
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Measured fp32 matmul GFLOP/s of this machine (the median of `repeats` n x n products)."""
+    """Measured fp32 matmul GFLOP/s of this machine (the median of `repeats` n x n
+    products).
+    """
     a, b = torch.randn(n, n), torch.randn(n, n)
     seconds = interleaved({"mm": lambda: a @ b}, repeats)["mm"]
     return 2 * n**3 / seconds / 1e9
@@ -157,24 +192,36 @@ def bench_training(repeats: int, sizes=TRAIN_SIZES) -> list[dict]:
     for name, d_model, N, d_ff, h, batch, length in sizes:
         torch.manual_seed(0)
         data = random_batch(batch, length)
-        fns = {k: train_step_fn(m, data) for k, m in make_contenders(d_model, N, d_ff, h).items()}
+        fns = {
+            k: train_step_fn(m, data)
+            for k, m in make_contenders(d_model, N, d_ff, h).items()
+        }
         flops = count_flops(fns["book"])
         t = interleaved(fns, repeats)
         breakdown = step_breakdown(fns["book"], flops)
-        rows.append({
-            "size": name, "book_ms": 1e3 * t["book"], "torch_ms": 1e3 * t["torch"],
-            "ratio": t["book"] / t["torch"], "gflop_per_step": flops / 1e9, "book_gflops": flops / t["book"] / 1e9,
-            "tokens_per_s_book": batch * length / t["book"], "tokens_per_s_torch": batch * length / t["torch"],
-            **breakdown,
-        })
+        rows.append(
+            {
+                "size": name,
+                "book_ms": 1e3 * t["book"],
+                "torch_ms": 1e3 * t["torch"],
+                "ratio": t["book"] / t["torch"],
+                "gflop_per_step": flops / 1e9,
+                "book_gflops": flops / t["book"] / 1e9,
+                "tokens_per_s_book": batch * length / t["book"],
+                "tokens_per_s_torch": batch * length / t["torch"],
+                **breakdown,
+            }
+        )
     return rows
 
 
 def bench_threads(repeats: int, size: tuple = TRAIN_SIZES[-1]) -> list[dict]:
-    """The book's step at `size` (the base model) against the matmul peak, on one thread and on all.
+    """The book's step at `size` (the base model) against the matmul peak, on one thread
+    and on all.
 
-    Dropout's random numbers come from a generator that runs on one core, so on more threads the
-    others wait meanwhile; per thread, a step uses the processor better than on all together.
+    Dropout's random numbers come from a generator that runs on one core, so on more
+    threads the others wait meanwhile; per thread, a step uses the processor better than
+    on all together.
     """
     name, d_model, N, d_ff, h, batch, length = size
     all_threads = torch.get_num_threads()
@@ -184,34 +231,54 @@ def bench_threads(repeats: int, size: tuple = TRAIN_SIZES[-1]) -> list[dict]:
         try:
             torch.manual_seed(0)
             peak = matmul_peak(repeats=repeats)
-            step = train_step_fn(book_model(d_model, N, d_ff, h), random_batch(batch, length))
+            step = train_step_fn(
+                book_model(d_model, N, d_ff, h), random_batch(batch, length)
+            )
             flops = count_flops(step)
             seconds = interleaved({"book": step}, repeats)["book"]
         finally:
             torch.set_num_threads(all_threads)
-        rows.append({"size": name, "threads": threads, "matmul_peak_gflops": peak, "book_ms": 1e3 * seconds,
-                     "book_gflops": flops / seconds / 1e9, "share_of_peak": flops / seconds / 1e9 / peak})
+        rows.append(
+            {
+                "size": name,
+                "threads": threads,
+                "matmul_peak_gflops": peak,
+                "book_ms": 1e3 * seconds,
+                "book_gflops": flops / seconds / 1e9,
+                "share_of_peak": flops / seconds / 1e9 / peak,
+            }
+        )
     return rows
 
 
 def bench_optimizer(repeats: int, d_model: int = 512, N: int = 6) -> dict:
-    """One Adam update of the base model's parameters: PyTorch's fused kernel against the `foreach` loop."""
+    """One Adam update of the base model's parameters: PyTorch's fused kernel against
+    the `foreach` loop.
+    """
     torch.manual_seed(0)
     model = make_model(VOCAB, VOCAB, N=N, d_model=d_model, d_ff=4 * d_model, h=8)
     for p in model.parameters():
         p.grad = torch.randn_like(p)
-    fns = {kind: make_optimizer(model, base_lr=1e-6, fused=kind == "fused").step for kind in ("fused", "foreach")}
+    fns = {
+        kind: make_optimizer(model, base_lr=1e-6, fused=kind == "fused").step
+        for kind in ("fused", "foreach")
+    }
     t = interleaved(fns, repeats)
     params = sum(p.numel() for p in model.parameters())
-    return {"parameters": params, "fused_ms": 1e3 * t["fused"], "foreach_ms": 1e3 * t["foreach"],
-            "speedup": t["foreach"] / t["fused"]}
+    return {
+        "parameters": params,
+        "fused_ms": 1e3 * t["fused"],
+        "foreach_ms": 1e3 * t["foreach"],
+        "speedup": t["foreach"] / t["fused"],
+    }
 
 
 def bench_decoding(repeats: int, lengths=(32, 128, 256), batch: int = 8) -> list[dict]:
-    """Decode a batch of `batch` sources (as translation decodes a test set) with the d512 N2 model.
+    """Decode a batch of `batch` sources (as translation decodes a test set) with the
+    d512 N2 model.
 
-    At batch 1 a cached step is bound by reading the weights from memory, not by arithmetic, and
-    the cache's advantage is smaller; the JSON records the batch size.
+    At batch 1 a cached step is bound by reading the weights from memory, not by
+    arithmetic, and the cache's advantage is smaller; the JSON records the batch size.
     """
     torch.manual_seed(0)
     model = make_model(VOCAB, VOCAB, N=2, d_model=512, d_ff=2048, h=8).eval()
@@ -221,21 +288,32 @@ def bench_decoding(repeats: int, lengths=(32, 128, 256), batch: int = 8) -> list
     for n in lengths:
         fns = {
             "cached": lambda n=n: greedy_decode(model, src, mask, n, 1, use_cache=True),
-            "uncached": lambda n=n: greedy_decode(model, src, mask, n, 1, use_cache=False),
+            "uncached": lambda n=n: greedy_decode(
+                model, src, mask, n, 1, use_cache=False
+            ),
             "beam4": lambda n=n: beam_search(model, src, mask, n, 1, beam_size=4),
         }
         t = interleaved(fns, repeats, warmup=1)
-        rows.append({
-            "tokens": n, "batch": batch, "cached_ms": 1e3 * t["cached"], "uncached_ms": 1e3 * t["uncached"],
-            "speedup": t["uncached"] / t["cached"], "beam4_ms": 1e3 * t["beam4"],
-            "beam4_over_greedy": t["beam4"] / t["cached"],
-            "cached_ms_per_token": 1e3 * t["cached"] / (n - 1), "uncached_ms_per_token": 1e3 * t["uncached"] / (n - 1),
-        })
+        rows.append(
+            {
+                "tokens": n,
+                "batch": batch,
+                "cached_ms": 1e3 * t["cached"],
+                "uncached_ms": 1e3 * t["uncached"],
+                "speedup": t["uncached"] / t["cached"],
+                "beam4_ms": 1e3 * t["beam4"],
+                "beam4_over_greedy": t["beam4"] / t["cached"],
+                "cached_ms_per_token": 1e3 * t["cached"] / (n - 1),
+                "uncached_ms_per_token": 1e3 * t["uncached"] / (n - 1),
+            }
+        )
     return rows
 
 
 def run(quick: bool = False) -> dict:
-    """All benchmarks; `quick` uses fewer repetitions and skips the base size (for the book build)."""
+    """All benchmarks; `quick` uses fewer repetitions and skips the base size (for the
+    book build).
+    """
     repeats = 3 if quick else 7
     sizes = TRAIN_SIZES[:2] if quick else TRAIN_SIZES
     peak = matmul_peak(repeats=repeats)
@@ -243,26 +321,47 @@ def run(quick: bool = False) -> dict:
     for row in training:
         row["share_of_peak"] = row["book_gflops"] / peak
     return {
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "matmul_peak_gflops": peak,
-        "training": training, "decoding": bench_decoding(2 if quick else 3, (32, 128) if quick else (32, 128, 256)),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": peak,
+        "training": training,
+        "decoding": bench_decoding(
+            2 if quick else 3, (32, 128) if quick else (32, 128, 256)
+        ),
         "optimizer": bench_optimizer(repeats),
         "threads_rows": [] if quick else bench_threads(repeats),
     }
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
-    cells = [[f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    cells = [
+        [f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c]) for c in columns]
+        for r in rows
+    ]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)
+    ]
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no base-size model")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--out", type=Path, default=Path("_build/bench.json"), help="where to write the JSON")
+    parser = argparse.ArgumentParser(
+        prog="python -m src.bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions, no base-size model"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("_build/bench.json"),
+        help="where to write the JSON",
+    )
     args = parser.parse_args(argv)
     results = run(args.quick)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -272,23 +371,73 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results))
         return 0
-    print(f"torch {results['torch']}, {results['threads']} threads, "
-          f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s\n")
-    print("Training step (forward, backward, Adam), book model over torch.nn.Transformer:")
-    print(table(results["training"], ["size", "book_ms", "torch_ms", "ratio", "book_gflops", "share_of_peak"]))
-    print("\nWhere the book's step spends its time (each operation timed by OpTimes), and the GFLOP/s of its "
-          "matrix products alone:")
-    print(table(results["training"], ["size", "time_share_matmul", "time_share_dropout_rng", "time_share_adam",
-                                      "time_share_other", "matmul_gflops"]))
-    print("\nGreedy decoding, cached keys/values against recomputing the prefix; beam 4 against greedy:")
-    columns = ["tokens", "cached_ms", "uncached_ms", "speedup", "beam4_ms", "beam4_over_greedy"]
+    print(
+        f"torch {results['torch']}, {results['threads']} threads, "
+        f"fp32 matmul peak {results['matmul_peak_gflops']:.1f} GFLOP/s\n"
+    )
+    print(
+        "Training step (forward, backward, Adam), book model over torch.nn.Transformer:"
+    )
+    print(
+        table(
+            results["training"],
+            ["size", "book_ms", "torch_ms", "ratio", "book_gflops", "share_of_peak"],
+        )
+    )
+    print(
+        "\nWhere the book's step spends its time (each operation timed by OpTimes), "
+        "and the GFLOP/s of its matrix products alone:"
+    )
+    print(
+        table(
+            results["training"],
+            [
+                "size",
+                "time_share_matmul",
+                "time_share_dropout_rng",
+                "time_share_adam",
+                "time_share_other",
+                "matmul_gflops",
+            ],
+        )
+    )
+    print(
+        "\nGreedy decoding, cached keys/values against recomputing the prefix; beam 4 "
+        "against greedy:"
+    )
+    columns = [
+        "tokens",
+        "cached_ms",
+        "uncached_ms",
+        "speedup",
+        "beam4_ms",
+        "beam4_over_greedy",
+    ]
     print(table(results["decoding"], columns))
     if results["threads_rows"]:
-        print("\nThe base model's step against the matmul peak measured on the same number of threads:")
-        print(table(results["threads_rows"], ["size", "threads", "matmul_peak_gflops", "book_ms", "book_gflops",
-                                              "share_of_peak"]))
+        print(
+            "\nThe base model's step against the matmul peak measured on the same "
+            "number of threads:"
+        )
+        print(
+            table(
+                results["threads_rows"],
+                [
+                    "size",
+                    "threads",
+                    "matmul_peak_gflops",
+                    "book_ms",
+                    "book_gflops",
+                    "share_of_peak",
+                ],
+            )
+        )
     print("\nAdam update of the base model's parameters, fused kernel against foreach:")
-    print(table([results["optimizer"]], ["parameters", "fused_ms", "foreach_ms", "speedup"]))
+    print(
+        table(
+            [results["optimizer"]], ["parameters", "fused_ms", "foreach_ms", "speedup"]
+        )
+    )
     print(f"\nJSON written to {args.out}")
     return 0
 

@@ -1,12 +1,13 @@
 """Score the book's models and print one JSON object: `python -m src.evaluate`.
 
-Models come from checkpoints given on the command line, else from the model cache, else they are
-trained (and cached). Reported: the copy task's exact match on held-out random sequences, and for
-English -> French and English -> German number words on the held-out test set, exact match, BLEU
-and chrF for greedy decoding and for beam search. German numbers below a million are single
-words, so its BLEU is computed on characters (sacrebleu `tokenize="char"`); see `src.data.metrics`.
-A bad option, a file that is not a checkpoint, or a checkpoint of another task or direction ends
-the run before any work with one line, `error: ...`, and status 2.
+Models come from checkpoints given on the command line, else from the model cache, else
+they are trained (and cached). Reported: the copy task's exact match on held-out random
+sequences, and for English -> French and English -> German number words on the held-out
+test set, exact match, BLEU and chrF for greedy decoding and for beam search. German
+numbers below a million are single words, so its BLEU is computed on characters
+(sacrebleu `tokenize="char"`); see `src.data.metrics`.
+A bad option, a file that is not a checkpoint, or a checkpoint of another task or
+direction ends the run before any work with one line, `error: ...`, and status 2.
 """
 
 from __future__ import annotations
@@ -30,37 +31,59 @@ LANGS = {"fr": "French", "de": "German"}
 
 
 def copy_checkpoint(progress: bool | None = None):
-    """The book's copy-task model, as the chapters get it: `cached_copy_model`, trained once per build."""
+    """The book's copy-task model, as the chapters get it: `cached_copy_model`, trained
+    once per build.
+    """
     model, history = cached_copy_model(progress=progress)
-    return Checkpoint(model, {}, {"train_seconds": sum(r["seconds"] for r in history.epochs)})
+    return Checkpoint(
+        model, {}, {"train_seconds": sum(r["seconds"] for r in history.epochs)}
+    )
 
 
 def evaluate_copy(ckpt, n: int = 500) -> dict:
-    """Exact match of greedy decoding on `n` held-out random sequences, those that accept a trained model."""
+    """Exact match of greedy decoding on `n` held-out random sequences, those that
+    accept a trained model.
+    """
     sequences = held_out_sequences(n)
     seconds = ckpt.extra.get("train_seconds")
-    if seconds is None and "epochs" in ckpt.extra.get("history", ckpt.extra):  # other writers keep epoch rows
-        seconds = sum(r["seconds"] for r in ckpt.extra.get("history", ckpt.extra)["epochs"])
-    return {"exact_match": exact_match(ckpt.model, sequences), "sequences": n, "train_seconds": seconds}
+    # other writers keep epoch rows
+    if seconds is None and "epochs" in ckpt.extra.get("history", ckpt.extra):
+        seconds = sum(
+            r["seconds"] for r in ckpt.extra.get("history", ckpt.extra)["epochs"]
+        )
+    return {
+        "exact_match": exact_match(ckpt.model, sequences),
+        "sequences": n,
+        "train_seconds": seconds,
+    }
 
 
 def evaluate_numbers(translator, beam_size: int = 4, alpha: float = 0.6) -> dict:
-    """Greedy and beam-search scores of a number translator on the test split it was trained with."""
+    """Greedy and beam-search scores of a number translator on the test split it was
+    trained with.
+    """
     task = NumbersTask(**translator.extra["task"])
     pairs = task.pairs("test")
     tokenize = "char" if task.lang == "de" else "13a"
-    out = {"test_sentences": len(pairs), "bleu_tokenize": tokenize,
-           "train_seconds": translator.extra.get("train_seconds")}
+    out = {
+        "test_sentences": len(pairs),
+        "bleu_tokenize": tokenize,
+        "train_seconds": translator.extra.get("train_seconds"),
+    }
     for name, k in (("greedy", 1), ("beam", beam_size)):
         start = time.perf_counter()
-        out[name] = translator.evaluate(pairs, beam_size=k, alpha=alpha, bleu_tokenize=tokenize)
+        out[name] = translator.evaluate(
+            pairs, beam_size=k, alpha=alpha, bleu_tokenize=tokenize
+        )
         out[name]["decode_seconds"] = time.perf_counter() - start
     out["beam"]["beam_size"], out["beam"]["alpha"] = beam_size, alpha
     return out
 
 
 def _rounded(obj, digits: int = 4):
-    """Floats rounded for reading (BLEU 100.00000000000004 -> 100.0); the rest unchanged."""
+    """Floats rounded for reading (BLEU 100.00000000000004 -> 100.0); the rest
+    unchanged.
+    """
     if isinstance(obj, float):
         return round(obj, digits)
     if isinstance(obj, dict):
@@ -69,11 +92,27 @@ def _rounded(obj, digits: int = 4):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {','.join(TASKS)}")
-    p.add_argument("--copy", type=Path, help="copy-task checkpoint (default: the model cache)")
-    p.add_argument("--fr", type=Path, help="English -> French checkpoint (default: the model cache)")
-    p.add_argument("--de", type=Path, help="English -> German checkpoint (default: the model cache)")
+    p = argparse.ArgumentParser(
+        prog="python -m src.evaluate", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--tasks",
+        default=",".join(TASKS),
+        help=f"comma-separated subset of {','.join(TASKS)}",
+    )
+    p.add_argument(
+        "--copy", type=Path, help="copy-task checkpoint (default: the model cache)"
+    )
+    p.add_argument(
+        "--fr",
+        type=Path,
+        help="English -> French checkpoint (default: the model cache)",
+    )
+    p.add_argument(
+        "--de",
+        type=Path,
+        help="English -> German checkpoint (default: the model cache)",
+    )
     p.add_argument("--beam-size", type=int, default=4)
     p.add_argument("--alpha", type=float, default=0.6)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
@@ -81,30 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _holds(ckpt: Checkpoint) -> str:
-    """What a checkpoint was trained for: 'copy', 'fr' or 'de', else a description of what it holds."""
+    """What a checkpoint was trained for: 'copy', 'fr' or 'de', else a description of
+    what it holds.
+    """
     vocabs, extra, config = ckpt.vocabs, ckpt.extra, ckpt.config
     if "src" not in vocabs or "tgt" not in vocabs:
         copy = copy_model_config()
-        if (config.src_vocab, config.tgt_vocab) == (copy["src_vocab"], copy["tgt_vocab"]):
+        if (config.src_vocab, config.tgt_vocab) == (
+            copy["src_vocab"],
+            copy["tgt_vocab"],
+        ):
             return "copy"
-        return f"a model without vocabularies of {config.src_vocab} and {config.tgt_vocab} tokens"
+        return (
+            f"a model without vocabularies of {config.src_vocab} and "
+            f"{config.tgt_vocab} tokens"
+        )
     task = extra.get("task")
     if isinstance(task, dict) and task.get("lang") in LANGS:
         return task["lang"]
     corpus = extra.get("corpus")
     if isinstance(corpus, dict):
-        return f"a model trained on the {corpus.get('src')} -> {corpus.get('tgt')} files in {corpus.get('data_dir')}"
+        return (
+            f"a model trained on the {corpus.get('src')} -> {corpus.get('tgt')} files "
+            f"in {corpus.get('data_dir')}"
+        )
     return "a translation model of no number task (no extra['task'])"
 
 
 def _describe(task: str) -> str:
-    return "a copy-task model" if task == "copy" else f"an English -> {LANGS[task]} number model"
+    return (
+        "a copy-task model"
+        if task == "copy"
+        else f"an English -> {LANGS[task]} number model"
+    )
 
 
 def load_for(task: str, path: Path) -> Checkpoint | Translator:
-    """The checkpoint at `path`, checked to be one for `task` ('copy', 'fr', 'de'): a Checkpoint or a Translator.
+    """The checkpoint at `path`, checked to be one for `task` ('copy', 'fr', 'de'): a
+    Checkpoint or a Translator.
 
-    ValueError names the file and what it holds: not a checkpoint, or one of another task or direction.
+    ValueError names the file and what it holds: not a checkpoint, or one of another
+    task or direction.
     """
     try:
         ckpt = load_checkpoint(path)
@@ -112,18 +168,28 @@ def load_for(task: str, path: Path) -> Checkpoint | Translator:
         raise ValueError(f"cannot read {path}: {e.strerror or e}") from None
     held = _holds(ckpt)
     if held != task:
-        raise ValueError(f"{path} holds {_describe(held) if held in TASKS else held}, expected {_describe(task)}")
+        raise ValueError(
+            f"{path} holds {_describe(held) if held in TASKS else held}, expected "
+            f"{_describe(task)}"
+        )
     if task == "copy":
         return ckpt
     try:
         NumbersTask(**ckpt.extra["task"])
         translator = Translator.from_checkpoint(ckpt)
-    except Exception as e:  # a foreign task or vocabulary: TypeError, KeyError, ValueError, the tokenizers' errors
-        raise ValueError(f"{path} holds an unreadable number task or vocabulary ({type(e).__name__}: {e})") from None
+    # a foreign task or vocabulary: TypeError, KeyError, ValueError, the tokenizers'
+    # errors
+    except Exception as e:
+        raise ValueError(
+            f"{path} holds an unreadable number task or vocabulary "
+            f"({type(e).__name__}: {e})"
+        ) from None
     sizes = (len(translator.src_tok), len(translator.tgt_tok))
     if sizes != (ckpt.config.src_vocab, ckpt.config.tgt_vocab):
-        raise ValueError(f"{path} holds vocabularies of {sizes[0]} and {sizes[1]} tokens for a model of "
-                         f"{ckpt.config.src_vocab} and {ckpt.config.tgt_vocab}")
+        raise ValueError(
+            f"{path} holds vocabularies of {sizes[0]} and {sizes[1]} tokens for a "
+            f"model of {ckpt.config.src_vocab} and {ckpt.config.tgt_vocab}"
+        )
     return translator
 
 
@@ -132,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     if not tasks or any(t not in TASKS for t in tasks):
-        parser.error(f"--tasks must be a comma-separated subset of {','.join(TASKS)}, got {args.tasks!r}")
+        parser.error(
+            f"--tasks must be a comma-separated subset of {','.join(TASKS)}, got "
+            f"{args.tasks!r}"
+        )
     if args.beam_size < 1:
         parser.error(f"--beam-size must be a positive integer, got {args.beam_size}")
     if not (math.isfinite(args.alpha) and args.alpha >= 0):
@@ -142,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         path = getattr(args, name)
         if path is not None:
             if not path.is_file():
-                parser.error(f"--{name}: {path} is a directory, expected a checkpoint file" if path.is_dir()
-                             else f"--{name}: checkpoint not found: {path}")
+                parser.error(
+                    f"--{name}: {path} is a directory, expected a checkpoint file"
+                    if path.is_dir()
+                    else f"--{name}: checkpoint not found: {path}"
+                )
             try:
                 given[name] = load_for(name, path)
             except ValueError as e:
@@ -151,11 +223,19 @@ def main(argv: list[str] | None = None) -> int:
 
     result: dict = {}
     if "copy" in tasks:
-        result["copy"] = evaluate_copy(given["copy"] if "copy" in given else copy_checkpoint(args.progress))
+        result["copy"] = evaluate_copy(
+            given["copy"] if "copy" in given else copy_checkpoint(args.progress)
+        )
     for lang in ("fr", "de"):
         if lang in tasks:
-            translator = given[lang] if lang in given else numbers_translator(lang, args.progress)
-            result[f"en_{lang}"] = evaluate_numbers(translator, args.beam_size, args.alpha)
+            translator = (
+                given[lang]
+                if lang in given
+                else numbers_translator(lang, args.progress)
+            )
+            result[f"en_{lang}"] = evaluate_numbers(
+                translator, args.beam_size, args.alpha
+            )
     print(json.dumps(_rounded(result), indent=2))
     return 0
 

@@ -1,10 +1,11 @@
-"""Parallel text files (Multi30k, IWSLT, WMT, or the number corpus): read sentence pairs, batch them by length.
+"""Parallel text files (Multi30k, IWSLT, WMT, or the number corpus): read sentence
+pairs, batch them by length.
 
-A parallel corpus is two files with one sentence per line, line i of one the translation of line i
-of the other (`train.en` and `train.de`). `read_parallel` reads and checks them, `encode_pairs`
-turns sentences into ids with <s> and </s>, and `make_batches` groups sentences of similar
-length (so little of a batch is padding), pads them and returns `Batch` objects, in a seeded
-random order.
+A parallel corpus is two files with one sentence per line, line i of one the translation
+of line i of the other (`train.en` and `train.de`). `read_parallel` reads and checks
+them, `encode_pairs` turns sentences into ids with <s> and </s>, and `make_batches`
+groups sentences of similar length (so little of a batch is padding), pads them and
+returns `Batch` objects, in a seeded random order.
 """
 
 from __future__ import annotations
@@ -29,21 +30,27 @@ def read_lines(path: str | Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise ValueError(f"{path} is not UTF-8 text (line {line}: {e.reason})") from None
+        raise ValueError(
+            f"{path} is not UTF-8 text (line {line}: {e.reason})"
+        ) from None
     return text.splitlines()
 
 
-def read_parallel(src_path: str | Path, tgt_path: str | Path, skip_empty: bool = True) -> list[tuple[str, str]]:
+def read_parallel(
+    src_path: str | Path, tgt_path: str | Path, skip_empty: bool = True
+) -> list[tuple[str, str]]:
     """Sentence pairs (source, target) from two files of equal line counts.
 
-    Surrounding whitespace is stripped; with `skip_empty`, pairs where either side is empty are
-    dropped (WMT files have a few). Files of different line counts raise ValueError.
+    Surrounding whitespace is stripped; with `skip_empty`, pairs where either side is
+    empty are dropped (WMT files have a few). Files of different line counts raise
+    ValueError.
     """
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
         raise ValueError(
-            f"parallel files differ in length: {src_path} has {len(src)} lines, {tgt_path} has {len(tgt)}; "
-            "line i of one must be the translation of line i of the other"
+            f"parallel files differ in length: {src_path} has {len(src)} lines, "
+            f"{tgt_path} has {len(tgt)}; line i of one must be the translation of line "
+            "i of the other"
         )
     pairs = [(s.strip(), t.strip()) for s, t in zip(src, tgt, strict=True)]
     if skip_empty:
@@ -53,14 +60,22 @@ def read_parallel(src_path: str | Path, tgt_path: str | Path, skip_empty: bool =
     return pairs
 
 
-def split_paths(directory: str | Path, split: str, src_lang: str, tgt_lang: str) -> tuple[Path, Path]:
-    """`directory/{split}.{src_lang}` and `directory/{split}.{tgt_lang}`, the usual names of corpus files."""
+def split_paths(
+    directory: str | Path, split: str, src_lang: str, tgt_lang: str
+) -> tuple[Path, Path]:
+    """`directory/{split}.{src_lang}` and `directory/{split}.{tgt_lang}`, the usual
+    names of corpus files.
+    """
     directory = Path(directory)
     return directory / f"{split}.{src_lang}", directory / f"{split}.{tgt_lang}"
 
 
-def load_split(directory: str | Path, split: str, src_lang: str, tgt_lang: str) -> list[tuple[str, str]]:
-    """Read the pairs of one split ('train', 'valid', 'test', or a file stem like 'newstest2014')."""
+def load_split(
+    directory: str | Path, split: str, src_lang: str, tgt_lang: str
+) -> list[tuple[str, str]]:
+    """Read the pairs of one split ('train', 'valid', 'test', or a file stem like
+    'newstest2014').
+    """
     return read_parallel(*split_paths(directory, split, src_lang, tgt_lang))
 
 
@@ -69,8 +84,8 @@ def encode_pairs(
 ) -> list[tuple[list[int], list[int]]]:
     """Token ids of each pair: source `ids + [</s>]`, target `[<s>] + ids + [</s>]`.
 
-    With `max_len`, pairs whose source or target is longer than `max_len` tokens are dropped
-    (as is usual when training on WMT).
+    With `max_len`, pairs whose source or target is longer than `max_len` tokens are
+    dropped (as is usual when training on WMT).
     """
     out = []
     for s, t in pairs:
@@ -99,10 +114,11 @@ def make_batches(
 ) -> list[Batch]:
     """Group examples of similar length into padded `Batch`es.
 
-    Examples are sorted by (target, source) length, with ties broken at random when `shuffle`,
-    then cut into batches of at most `batch_size` sentences and, if given, at most `max_tokens`
-    target tokens including padding (the paper batched by about 25000 tokens). The order of the
-    batches is shuffled with `seed`. The same seed gives the same batches.
+    Examples are sorted by (target, source) length, with ties broken at random when
+    `shuffle`, then cut into batches of at most `batch_size` sentences and, if given, at
+    most `max_tokens` target tokens including padding (the paper batched by about 25000
+    tokens). The order of the batches is shuffled with `seed`. The same seed gives the
+    same batches.
     """
     if not examples:
         raise ValueError("examples is empty: nothing to batch")
@@ -114,7 +130,10 @@ def make_batches(
         checks.positive_int("max_tokens", max_tokens)
     rng = random.Random(seed)
     keys = [rng.random() if shuffle else i for i in range(len(examples))]
-    order = sorted(range(len(examples)), key=lambda i: (len(examples[i][1]), len(examples[i][0]), keys[i]))
+    order = sorted(
+        range(len(examples)),
+        key=lambda i: (len(examples[i][1]), len(examples[i][0]), keys[i]),
+    )
     groups, current, width = [], [], 0
     for i in order:
         w = max(width, len(examples[i][1]))
@@ -130,18 +149,30 @@ def make_batches(
     if shuffle:
         rng.shuffle(groups)
     return [
-        Batch(pad_sequences([examples[i][0] for i in g]), pad_sequences([examples[i][1] for i in g]), pad=PAD)
+        Batch(
+            pad_sequences([examples[i][0] for i in g]),
+            pad_sequences([examples[i][1] for i in g]),
+            pad=PAD,
+        )
         for g in groups
     ]
 
 
 class EpochBatches:
-    """A callable that returns freshly shuffled batches for each epoch: pass it to `train`.
+    """A callable that returns freshly shuffled batches for each epoch: pass it to
+    `train`.
 
-    Epoch e uses seed `seed + e`, so a run is reproducible and every epoch sees a new order.
+    Epoch e uses seed `seed + e`, so a run is reproducible and every epoch sees a new
+    order.
     """
 
-    def __init__(self, examples, batch_size: int | None = 128, max_tokens: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        examples,
+        batch_size: int | None = 128,
+        max_tokens: int | None = None,
+        seed: int = 0,
+    ) -> None:
         self.examples = examples
         self.batch_size = batch_size
         self.max_tokens = max_tokens
@@ -151,6 +182,8 @@ class EpochBatches:
 
     def __call__(self) -> list[Batch]:
         seed = self.seed + self.epoch
-        batches = make_batches(self.examples, self.batch_size, self.max_tokens, shuffle=True, seed=seed)
+        batches = make_batches(
+            self.examples, self.batch_size, self.max_tokens, shuffle=True, seed=seed
+        )
         self.epoch += 1
         return batches

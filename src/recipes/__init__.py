@@ -1,1 +1,3 @@
-"""Recipes: the book's tasks trained to the targets they promise (copy task, number translation)."""
+"""Recipes: the book's tasks trained to the targets they promise (copy task, number
+translation).
+"""

@@ -1,7 +1,9 @@
-"""The book's number-translation models: settings measured to reach their target, training, and a cache.
+"""The book's number-translation models: settings measured to reach their target,
+training, and a cache.
 
-The data (which numbers, spelled how, split how) is `src.data.numbers`; this module trains on it
-with the translation code every corpus goes through (`src.recipes.translation`).
+The data (which numbers, spelled how, split how) is `src.data.numbers`; this module
+trains on it with the translation code every corpus goes through
+(`src.recipes.translation`).
 """
 
 from __future__ import annotations
@@ -19,57 +21,103 @@ from src.shared.resume import Checkpointing
 
 
 def number_settings(lang: str = "fr"):
-    """The book's model and schedule for English -> `lang`: the same model code, only the target tokenizer differs.
+    """The book's model and schedule for English -> `lang`: the same model code, only
+    the target tokenizer differs.
 
-    Measured on a 2-core CPU (one thread, other jobs running): four epochs over 40 000 pairs,
-    1252 steps, 85-110 s; test exact match 0.999 for French with seeds 0, 1, 2, and 1.0 for German
-    with seeds 0, 1. Three epochs are faster but less robust (French 0.969-0.998 over seeds).
+    Measured on a 2-core CPU (one thread, other jobs running): four epochs over 40 000
+    pairs, 1252 steps, 85-110 s; test exact match 0.999 for French with seeds 0, 1, 2,
+    and 1.0 for German with seeds 0, 1. Three epochs are faster but less robust (French
+    0.969-0.998 over seeds).
     """
     if lang not in ("fr", "de"):
         raise ValueError(f"lang must be 'fr' or 'de', got {lang!r}")
     return TranslationSettings(
-        src_tokenizer="word", tgt_tokenizer="word" if lang == "fr" else "bpe", bpe_vocab=150,
-        N=2, d_model=128, d_ff=256, h=4, dropout=0.0,
-        epochs=5, batch_size=128, warmup=400, factor=0.3, smoothing=0.0, seed=0,
+        src_tokenizer="word",
+        tgt_tokenizer="word" if lang == "fr" else "bpe",
+        bpe_vocab=150,
+        N=2,
+        d_model=128,
+        d_ff=256,
+        h=4,
+        dropout=0.0,
+        epochs=5,
+        batch_size=128,
+        warmup=400,
+        factor=0.3,
+        smoothing=0.0,
+        seed=0,
     )
 
 
-def train_numbers(task: NumbersTask, settings=None, progress: bool | None = None, ctx=None,
-                  data_dir: str | Path | None = None, checkpoint: Checkpointing | None = None):
-    """Write the corpus files, read them back with the parallel-text loader, and train; returns a Translator.
+def train_numbers(
+    task: NumbersTask,
+    settings=None,
+    progress: bool | None = None,
+    ctx=None,
+    data_dir: str | Path | None = None,
+    checkpoint: Checkpointing | None = None,
+):
+    """Write the corpus files, read them back with the parallel-text loader, and train;
+    returns a Translator.
 
-    `checkpoint` (a `src.shared.resume.Checkpointing`) writes training states and resumes from one.
+    `checkpoint` (a `src.shared.resume.Checkpointing`) writes training states and
+    resumes from one.
     """
     settings = settings or number_settings(task.lang)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(data_dir) if data_dir is not None else Path(tmp)
-        write_number_corpus(directory, task.lang, task.n_train, task.n_valid, task.n_test, task.limit, task.data_seed,
-                            task.blocks)
+        write_number_corpus(
+            directory,
+            task.lang,
+            task.n_train,
+            task.n_valid,
+            task.n_test,
+            task.limit,
+            task.data_seed,
+            task.blocks,
+        )
         train_pairs = load_split(directory, "train", "en", task.lang)
         valid_pairs = load_split(directory, "valid", "en", task.lang)
-    translator = train_translation(train_pairs, valid_pairs, settings, progress=progress, ctx=ctx,
-                                   checkpoint=checkpoint)
+    translator = train_translation(
+        train_pairs,
+        valid_pairs,
+        settings,
+        progress=progress,
+        ctx=ctx,
+        checkpoint=checkpoint,
+    )
     translator.extra["task"] = dataclasses.asdict(task)
     return translator
 
 
-TARGET_EXACT_MATCH = 0.99  # greedy exact match on the test split that a cached number model must reach
+# greedy exact match on the test split that a cached number model must reach
+TARGET_EXACT_MATCH = 0.99
 
 
 def accept_numbers_model(translator, task: NumbersTask, seed: int = 0) -> float:
-    """Greedy exact match on the test split; TargetMissed (nothing is cached) below `TARGET_EXACT_MATCH`."""
+    """Greedy exact match on the test split; TargetMissed (nothing is cached) below
+    `TARGET_EXACT_MATCH`.
+    """
     score = translator.evaluate(task.pairs("test"))["exact_match"]
     if score < TARGET_EXACT_MATCH:
         raise TargetMissed(
-            f"number-translation recipe en->{task.lang} (settings {translator.extra['settings']}) with seed {seed}: "
-            f"test exact match {score:.3f}, target {TARGET_EXACT_MATCH}; the model was not cached. Reproduce with: "
-            + reproduce_command(task.lang, seed)
+            f"number-translation recipe en->{task.lang} (settings "
+            f"{translator.extra['settings']}) with seed {seed}: test exact match "
+            f"{score:.3f}, target {TARGET_EXACT_MATCH}; the model was not cached. "
+            "Reproduce with: " + reproduce_command(task.lang, seed)
         )
     return score
 
 
-def numbers_translator(lang: str = "fr", progress: bool | None = None, task: NumbersTask | None = None, settings=None):
-    """The book's English -> `lang` model: trained once, accepted (`accept_numbers_model`), then cached."""
+def numbers_translator(
+    lang: str = "fr",
+    progress: bool | None = None,
+    task: NumbersTask | None = None,
+    settings=None,
+):
+    """The book's English -> `lang` model: trained once, accepted
+    (`accept_numbers_model`), then cached.
+    """
     task = task or NumbersTask(lang=lang)
     settings = settings or number_settings(task.lang)
 
@@ -79,4 +127,6 @@ def numbers_translator(lang: str = "fr", progress: bool | None = None, task: Num
         return translator.to_checkpoint()
 
     key = {"task": dataclasses.asdict(task), "settings": settings.to_dict()}
-    return Translator.from_checkpoint(cached_model(f"numbers-{task.lang}", key, train_fn))
+    return Translator.from_checkpoint(
+        cached_model(f"numbers-{task.lang}", key, train_fn)
+    )

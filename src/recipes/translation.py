@@ -1,8 +1,10 @@
-"""Train a translation model on sentence pairs and translate with it: the code any parallel corpus goes through.
+"""Train a translation model on sentence pairs and translate with it: the code any
+parallel corpus goes through.
 
-The number corpus and a real one (Multi30k, WMT) take the same path: build tokenizers on the
-training sentences, encode and bucket the pairs (`src.data.parallel`), train with `train`, and
-decode with greedy search or beam search. Scores come from `src.data.metrics`.
+The number corpus and a real one (Multi30k, WMT) take the same path: build tokenizers on
+the training sentences, encode and bucket the pairs (`src.data.parallel`), train with
+`train`, and decode with greedy search or beam search. Scores come from
+`src.data.metrics`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import torch
 from src import checks
 from src.data.metrics import score
 from src.data.parallel import EpochBatches, encode_pairs, make_batches, pad_sequences
-from src.data.tokenizer import BOS, EOS, PAD, BPETokenizer, WordTokenizer, tokenizer_from_dict
+from src.data.tokenizer import (
+    BOS,
+    EOS,
+    PAD,
+    BPETokenizer,
+    WordTokenizer,
+    tokenizer_from_dict,
+)
 from src.shared import distributed
 from src.shared.checkpoint import Checkpoint
 from src.shared.history import History
@@ -29,12 +38,16 @@ from src.transformer.model import make_model
 
 @dataclass(frozen=True)
 class TranslationSettings:
-    """Everything that decides the trained model: tokenizers, model size, batching and the schedule."""
+    """Everything that decides the trained model: tokenizers, model size, batching and
+    the schedule.
+    """
 
     src_tokenizer: str = "word"  # 'word' or 'bpe'
     tgt_tokenizer: str = "word"
-    bpe_vocab: int = 250  # vocabulary size of a BPE tokenizer (specials and characters included)
-    share_vocab: bool = False  # one tokenizer for both sides and shared embeddings (paper, section 3.4)
+    # vocabulary size of a BPE tokenizer (specials and characters included)
+    bpe_vocab: int = 250
+    # one tokenizer for both sides and shared embeddings (paper, section 3.4)
+    share_vocab: bool = False
     N: int = 2
     d_model: int = 128
     d_ff: int = 512
@@ -53,10 +66,21 @@ class TranslationSettings:
     def __post_init__(self) -> None:
         for side in ("src_tokenizer", "tgt_tokenizer"):
             if getattr(self, side) not in ("word", "bpe"):
-                raise ValueError(f"{side} must be 'word' or 'bpe', got {getattr(self, side)!r}")
+                raise ValueError(
+                    f"{side} must be 'word' or 'bpe', got {getattr(self, side)!r}"
+                )
         if self.share_vocab and self.src_tokenizer != self.tgt_tokenizer:
             raise ValueError("share_vocab needs the same tokenizer kind on both sides")
-        for name in ("bpe_vocab", "N", "d_model", "d_ff", "h", "epochs", "warmup", "accum_iter"):
+        for name in (
+            "bpe_vocab",
+            "N",
+            "d_model",
+            "d_ff",
+            "h",
+            "epochs",
+            "warmup",
+            "accum_iter",
+        ):
             checks.positive_int(name, getattr(self, name))
         checks.probability("dropout", self.dropout)
         checks.probability("smoothing", self.smoothing)
@@ -76,9 +100,13 @@ def build_tokenizer(kind: str, sentences: Sequence[str], bpe_vocab: int = 250):
 
 
 class Translator:
-    """A trained model with its tokenizers: `translate` sentences, `evaluate` against references."""
+    """A trained model with its tokenizers: `translate` sentences, `evaluate` against
+    references.
+    """
 
-    def __init__(self, model, src_tok, tgt_tok, history=None, extra: dict | None = None) -> None:
+    def __init__(
+        self, model, src_tok, tgt_tok, history=None, extra: dict | None = None
+    ) -> None:
         self.model = model
         self.src_tok = src_tok
         self.tgt_tok = tgt_tok
@@ -89,50 +117,104 @@ class Translator:
     def from_checkpoint(cls, ckpt) -> Translator:
         extra = dict(ckpt.extra)
         history = History(**extra["history"]) if "history" in extra else None
-        return cls(ckpt.model, tokenizer_from_dict(ckpt.vocabs["src"]), tokenizer_from_dict(ckpt.vocabs["tgt"]),
-                   history, extra)
+        return cls(
+            ckpt.model,
+            tokenizer_from_dict(ckpt.vocabs["src"]),
+            tokenizer_from_dict(ckpt.vocabs["tgt"]),
+            history,
+            extra,
+        )
 
     def to_checkpoint(self):
         extra = dict(self.extra)
         if self.history is not None:
-            extra["history"] = {"steps": self.history.steps, "epochs": self.history.epochs}
-        return Checkpoint(self.model, {"src": self.src_tok.to_dict(), "tgt": self.tgt_tok.to_dict()}, extra)
+            extra["history"] = {
+                "steps": self.history.steps,
+                "epochs": self.history.epochs,
+            }
+        return Checkpoint(
+            self.model,
+            {"src": self.src_tok.to_dict(), "tgt": self.tgt_tok.to_dict()},
+            extra,
+        )
 
     def encode_sources(self, sentences: Sequence[str]) -> torch.Tensor:
         """(len(sentences), longest + 1) source ids ending with </s>, padded."""
         return pad_sequences([self.src_tok.encode(s) + [EOS] for s in sentences])
 
     @torch.no_grad()
-    def decode_ids(self, src: torch.Tensor, beam_size: int = 1, alpha: float = 0.6, max_len: int | None = None,
-                   use_cache: bool = True) -> torch.Tensor:
-        """Output ids (batch, max_len) for source ids (batch, src_len): greedy when beam_size is 1."""
+    def decode_ids(
+        self,
+        src: torch.Tensor,
+        beam_size: int = 1,
+        alpha: float = 0.6,
+        max_len: int | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
+        """Output ids (batch, max_len) for source ids (batch, src_len): greedy when
+        beam_size is 1.
+        """
         self.model.eval()
         device = next(self.model.parameters()).device
         src = src.to(device)
         src_mask = (src != PAD).unsqueeze(-2)  # (batch, 1, src_len)
         max_len = max_len or 2 * src.size(1) + 10
         if beam_size == 1:
-            return greedy_decode(self.model, src, src_mask, max_len, BOS, EOS, PAD, use_cache=use_cache)
-        return beam_search(self.model, src, src_mask, max_len, BOS, EOS, beam_size, alpha, PAD, use_cache=use_cache)
+            return greedy_decode(
+                self.model, src, src_mask, max_len, BOS, EOS, PAD, use_cache=use_cache
+            )
+        return beam_search(
+            self.model,
+            src,
+            src_mask,
+            max_len,
+            BOS,
+            EOS,
+            beam_size,
+            alpha,
+            PAD,
+            use_cache=use_cache,
+        )
 
-    def translate(self, sentences: Sequence[str], beam_size: int = 1, alpha: float = 0.6, batch_size: int = 250,
-                  max_len: int | None = None) -> list[str]:
-        """Translations of `sentences`, decoded in batches of `batch_size` (greedy when beam_size is 1)."""
+    def translate(
+        self,
+        sentences: Sequence[str],
+        beam_size: int = 1,
+        alpha: float = 0.6,
+        batch_size: int = 250,
+        max_len: int | None = None,
+    ) -> list[str]:
+        """Translations of `sentences`, decoded in batches of `batch_size` (greedy when
+        beam_size is 1).
+        """
         checks.positive_int("beam_size", beam_size)
         checks.positive_int("batch_size", batch_size)
         sentences = list(sentences)
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # similar lengths pad less
+        # similar lengths pad less
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         out: list[str] = [""] * len(sentences)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            ys = self.decode_ids(self.encode_sources([sentences[i] for i in idx]), beam_size, alpha, max_len)
+            ys = self.decode_ids(
+                self.encode_sources([sentences[i] for i in idx]),
+                beam_size,
+                alpha,
+                max_len,
+            )
             for i, row in zip(idx, ys.tolist(), strict=True):
                 out[i] = self.tgt_tok.decode(row)
         return out
 
-    def evaluate(self, pairs: Sequence[tuple[str, str]], beam_size: int = 1, alpha: float = 0.6,
-                 bleu_tokenize: str = "13a") -> dict[str, float]:
-        """Exact match, BLEU and chrF of the translations of the sources of `pairs` against their targets."""
+    def evaluate(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        beam_size: int = 1,
+        alpha: float = 0.6,
+        bleu_tokenize: str = "13a",
+    ) -> dict[str, float]:
+        """Exact match, BLEU and chrF of the translations of the sources of `pairs`
+        against their targets.
+        """
         hyps = self.translate([s for s, _ in pairs], beam_size, alpha)
         return score(hyps, [t for _, t in pairs], bleu_tokenize)
 
@@ -145,38 +227,72 @@ def train_translation(
     ctx=None,
     checkpoint: Checkpointing | None = None,
 ) -> Translator:
-    """Build tokenizers on `train_pairs`, then train a model from `settings.seed`; deterministic on CPU.
+    """Build tokenizers on `train_pairs`, then train a model from `settings.seed`;
+    deterministic on CPU.
 
-    `ctx` (a `src.shared.distributed.DistContext`) trains data-parallel: each process takes a slice
-    of every batch. `checkpoint` writes training states and resumes from one (see `train`).
+    `ctx` (a `src.shared.distributed.DistContext`) trains data-parallel: each process
+    takes a slice of every batch. `checkpoint` writes training states and resumes from
+    one (see `train`).
     The returned Translator holds the training history and the seconds it took.
     """
     s = settings
     ctx = ctx or distributed.DistContext()
     if s.share_vocab:
-        src_tok = tgt_tok = build_tokenizer(s.src_tokenizer, [x for pair in train_pairs for x in pair], s.bpe_vocab)
+        src_tok = tgt_tok = build_tokenizer(
+            s.src_tokenizer, [x for pair in train_pairs for x in pair], s.bpe_vocab
+        )
     else:
-        src_tok = build_tokenizer(s.src_tokenizer, [a for a, _ in train_pairs], s.bpe_vocab)
-        tgt_tok = build_tokenizer(s.tgt_tokenizer, [b for _, b in train_pairs], s.bpe_vocab)
+        src_tok = build_tokenizer(
+            s.src_tokenizer, [a for a, _ in train_pairs], s.bpe_vocab
+        )
+        tgt_tok = build_tokenizer(
+            s.tgt_tokenizer, [b for _, b in train_pairs], s.bpe_vocab
+        )
     examples = encode_pairs(train_pairs, src_tok, tgt_tok, s.max_len)
     eval_batches = None
     if valid_pairs:
         valid = encode_pairs(valid_pairs, src_tok, tgt_tok)
-        eval_batches = [b.to(ctx.device) for b in make_batches(valid, s.batch_size, s.max_tokens, shuffle=False)]
+        eval_batches = [
+            b.to(ctx.device)
+            for b in make_batches(valid, s.batch_size, s.max_tokens, shuffle=False)
+        ]
     torch.manual_seed(s.seed)
-    model = make_model(len(src_tok), len(tgt_tok), N=s.N, d_model=s.d_model, d_ff=s.d_ff, h=s.h, dropout=s.dropout,
-                       share_embeddings=s.share_vocab)
+    model = make_model(
+        len(src_tok),
+        len(tgt_tok),
+        N=s.N,
+        d_model=s.d_model,
+        d_ff=s.d_ff,
+        h=s.h,
+        dropout=s.dropout,
+        share_embeddings=s.share_vocab,
+    )
     trained = distributed.wrap(model, ctx)
-    batches = distributed.sharded(EpochBatches(examples, s.batch_size, s.max_tokens, seed=s.seed), ctx)
+    batches = distributed.sharded(
+        EpochBatches(examples, s.batch_size, s.max_tokens, seed=s.seed), ctx
+    )
     start = time.perf_counter()
     history = train(
-        trained, batches, s.epochs, pad=PAD, eval_batches=eval_batches, smoothing=s.smoothing,
-        factor=s.factor, warmup=s.warmup, accum_iter=s.accum_iter, progress=progress if ctx.is_main else False,
+        trained,
+        batches,
+        s.epochs,
+        pad=PAD,
+        eval_batches=eval_batches,
+        smoothing=s.smoothing,
+        factor=s.factor,
+        warmup=s.warmup,
+        accum_iter=s.accum_iter,
+        progress=progress if ctx.is_main else False,
         checkpoint=checkpoint,
     )
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
     model.eval()
-    extra = {"settings": s.to_dict(), "train_seconds": seconds, "train_pairs": len(examples), "world": ctx.world,
-             "threads": torch.get_num_threads()}
+    extra = {
+        "settings": s.to_dict(),
+        "train_seconds": seconds,
+        "train_pairs": len(examples),
+        "world": ctx.world,
+        "threads": torch.get_num_threads(),
+    }
     return Translator(model, src_tok, tgt_tok, history, extra)

@@ -1,1 +1,3 @@
-"""What any sequence-to-sequence model trains with: batches, the training loop, learning-rate schedule, loss."""
+"""What any sequence-to-sequence model trains with: batches, the training loop,
+learning-rate schedule, loss.
+"""

@@ -15,7 +15,9 @@ class Batch:
     The decoder reads `tgt` = tgt[:, :-1] and learns to predict `tgt_y` = tgt[:, 1:].
     """
 
-    def __init__(self, src: torch.Tensor, tgt: torch.Tensor | None = None, pad: int = 0) -> None:
+    def __init__(
+        self, src: torch.Tensor, tgt: torch.Tensor | None = None, pad: int = 0
+    ) -> None:
         checks.token_ids("src", src, vocab=torch.iinfo(torch.long).max)
         self.src = src
         self.src_mask = (src != pad).unsqueeze(-2)  # (batch, 1, src_len)
@@ -23,9 +25,14 @@ class Batch:
         if tgt is not None:
             checks.token_ids("tgt", tgt, vocab=torch.iinfo(torch.long).max)
             if tgt.size(0) != src.size(0):
-                raise ValueError(f"tgt has batch size {tgt.size(0)} but src has {src.size(0)}")
+                raise ValueError(
+                    f"tgt has batch size {tgt.size(0)} but src has {src.size(0)}"
+                )
             if tgt.size(1) < 2:
-                raise ValueError(f"tgt needs at least 2 positions (start symbol and one token), got {tgt.size(1)}")
+                raise ValueError(
+                    "tgt needs at least 2 positions (start symbol and one token), got "
+                    f"{tgt.size(1)}"
+                )
             self.tgt = tgt[:, :-1]  # (batch, tgt_len - 1)
             self.tgt_y = tgt[:, 1:]  # (batch, tgt_len - 1)
             self.tgt_mask = self.make_std_mask(self.tgt, pad)

@@ -1,17 +1,22 @@
-"""Checkpoints: a model with its configuration and vocabularies, written atomically and loaded safely.
+"""Checkpoints: a model with its configuration and vocabularies, written atomically and
+loaded safely.
 
-- `save_checkpoint` writes to a temporary file in the target directory, then renames it over the
-  target (`os.replace`, atomic on POSIX): a crash mid-write leaves the previous checkpoint intact.
-  On Linux the temporary file is anonymous (`O_TMPFILE`) until it is complete, so even a killed
-  process leaves no half-written file behind. A failed write (disk full, file too large) raises
-  `CheckpointWriteError` naming the file and the reason.
-- `save_training_state` / `load_training_state` do the same for what `train` needs to resume
-  (`src.shared.resume`).
-- `load_checkpoint` uses `torch.load(weights_only=True)`, which unpickles only tensors and plain
-  containers: a file that would run code when unpickled is refused, not executed.
-- A checkpoint of another configuration, or a corrupt file, raises ValueError saying which.
-- `cached_model` trains a model once and reuses it: chapters and `python -m src.evaluate` share
-  models through a cache keyed by a hash of the training settings and of the code that trains.
+- `save_checkpoint` writes to a temporary file in the target directory, then renames it
+  over the target (`os.replace`, atomic on POSIX): a crash mid-write leaves the previous
+  checkpoint intact.
+  On Linux the temporary file is anonymous (`O_TMPFILE`) until it is complete, so even a
+  killed process leaves no half-written file behind. A failed write (disk full, file too
+  large) raises `CheckpointWriteError` naming the file and the reason.
+- `save_training_state` / `load_training_state` do the same for what `train` needs to
+  resume (`src.shared.resume`).
+- `load_checkpoint` uses `torch.load(weights_only=True)`, which unpickles only tensors
+  and plain containers: a file that would run code when unpickled is refused, not
+  executed.
+- A checkpoint of another configuration, or a corrupt file, raises ValueError saying
+  which.
+- `cached_model` trains a model once and reuses it: chapters and
+  `python -m src.evaluate` share models through a cache keyed by a hash of the training
+  settings and of the code that trains.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ _PLAIN = (str, int, float, bool, type(None), torch.Tensor)
 
 @dataclass
 class Checkpoint:
-    """A model with what is needed to use it: vocabularies (`to_dict` of tokenizers) and anything else plain."""
+    """A model with what is needed to use it: vocabularies (`to_dict` of tokenizers) and
+    anything else plain.
+    """
 
     model: EncoderDecoder
     vocabs: dict = field(default_factory=dict)
@@ -56,27 +63,40 @@ class Checkpoint:
 
 
 def _check_plain(obj: object, where: str) -> None:
-    """Raise TypeError unless `obj` is made of what `torch.load(weights_only=True)` can read back."""
+    """Raise TypeError unless `obj` is made of what `torch.load(weights_only=True)` can
+    read back.
+    """
     if isinstance(obj, dict):
         for k, v in obj.items():
             if not isinstance(k, str | int):
-                raise TypeError(f"{where} has a key of type {type(k).__name__}; use str keys")
+                raise TypeError(
+                    f"{where} has a key of type {type(k).__name__}; use str keys"
+                )
             _check_plain(v, f"{where}[{k!r}]")
     elif isinstance(obj, list | tuple):
         for i, v in enumerate(obj):
             _check_plain(v, f"{where}[{i}]")
     elif not isinstance(obj, _PLAIN):
         raise TypeError(
-            f"{where} is a {type(obj).__name__}; a checkpoint holds only tensors, numbers, strings, lists and dicts"
+            f"{where} is a {type(obj).__name__}; a checkpoint holds only tensors, "
+            "numbers, strings, lists and dicts"
         )
 
 
 def save_checkpoint(
-    path: str | Path, model: EncoderDecoder, vocabs: dict | None = None, extra: dict | None = None
+    path: str | Path,
+    model: EncoderDecoder,
+    vocabs: dict | None = None,
+    extra: dict | None = None,
 ) -> Path:
-    """Write `model` (weights and `.config`), `vocabs` and `extra` to `path`, atomically."""
+    """Write `model` (weights and `.config`), `vocabs` and `extra` to `path`,
+    atomically.
+    """
     if not isinstance(getattr(model, "config", None), ModelConfig):
-        raise TypeError("model must be built by make_model (it needs a .config to be rebuilt when loaded)")
+        raise TypeError(
+            "model must be built by make_model (it needs a .config to be rebuilt when "
+            "loaded)"
+        )
     vocabs, extra = vocabs or {}, extra or {}
     _check_plain(vocabs, "vocabs")
     _check_plain(extra, "extra")
@@ -92,11 +112,15 @@ def save_checkpoint(
 
 
 class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (disk full, file too large, no permission); the old file is intact."""
+    """A checkpoint could not be written (disk full, file too large, no permission); the
+    old file is intact.
+    """
 
 
 class _Recorder:
-    """A file wrapper that remembers the OSError of a failed write: torch.save turns it into a vague RuntimeError."""
+    """A file wrapper that remembers the OSError of a failed write: torch.save turns it
+    into a vague RuntimeError.
+    """
 
     def __init__(self, f) -> None:
         self.f = f
@@ -113,22 +137,29 @@ class _Recorder:
         return getattr(self.f, name)  # flush, tell, fileno, ...
 
 
-_USE_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")  # Linux: anonymous until complete
+# Linux: anonymous until complete
+_USE_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
 
 def _open_temp(directory: Path, name: str) -> tuple[int, str | None]:
-    """A file descriptor to write to, and the temporary name it has (None: anonymous, `O_TMPFILE`)."""
+    """A file descriptor to write to, and the temporary name it has (None: anonymous,
+    `O_TMPFILE`).
+    """
     if _USE_TMPFILE:
         try:
             return os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644), None
         except OSError as e:
             if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-                raise  # a full disk or no permission: report it; a file system without O_TMPFILE: fall back
+                # a full disk or no permission: report it; a file system without
+                # O_TMPFILE: fall back
+                raise
     return tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
 
 
 def _atomic_save(payload: dict, path: str | Path) -> Path:
-    """torch.save `payload` to `path` through a temporary file renamed over it; CheckpointWriteError on failure."""
+    """torch.save `payload` to `path` through a temporary file renamed over it;
+    CheckpointWriteError on failure.
+    """
     path = Path(path)
     tmp: str | None = None
     try:
@@ -144,15 +175,23 @@ def _atomic_save(payload: dict, path: str | Path) -> Path:
                 raise recorder.error from e
             f.flush()
             os.fsync(f.fileno())
-            if tmp is None:  # give the anonymous file a name next to the target, then rename it
-                tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+            # give the anonymous file a name next to the target, then rename it
+            if tmp is None:
+                tmp = str(
+                    path.parent
+                    / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+                )
                 proc = os.open("/proc/self/fd", os.O_RDONLY)
-                try:  # linkat(AT_SYMLINK_FOLLOW) on the descriptor's /proc entry; plain link() would not follow
+                # linkat(AT_SYMLINK_FOLLOW) on the descriptor's /proc entry; plain
+                # link() would not follow
+                try:
                     os.link(str(f.fileno()), tmp, src_dir_fd=proc, follow_symlinks=True)
                 finally:
                     os.close(proc)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a checkpoint is an ordinary file
-        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
+        # mkstemp makes it private; a checkpoint is an ordinary file
+        os.chmod(tmp, 0o644)
+        # atomic: readers see the old file or the new one, never half of one
+        os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -160,29 +199,46 @@ def _atomic_save(payload: dict, path: str | Path) -> Path:
         if isinstance(e, OSError) and not isinstance(e, CheckpointWriteError):
             reason = e.strerror or str(e)
             code = f", {errno.errorcode[e.errno]}" if e.errno in errno.errorcode else ""
-            raise CheckpointWriteError(f"cannot write {path}: {reason}{code}; any previous {path.name} is unchanged") \
-                from None
+            raise CheckpointWriteError(
+                f"cannot write {path}: {reason}{code}; any previous {path.name} is "
+                "unchanged"
+            ) from None
         raise
     return path
 
 
 def save_training_state(path: str | Path, state: dict) -> Path:
-    """Write the training state of `train` (plain values and tensors only) to `path`, atomically."""
+    """Write the training state of `train` (plain values and tensors only) to `path`,
+    atomically.
+    """
     _check_plain(state, "state")
     return _atomic_save({"format": STATE_FORMAT, "version": VERSION, **state}, path)
 
 
-def load_training_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a state written by `save_training_state` with weights_only=True; ValueError if it is not one."""
+def load_training_state(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> dict:
+    """Read a state written by `save_training_state` with weights_only=True; ValueError
+    if it is not one.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training state at {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a readable training state: {_first_line(e)}") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("version") != VERSION:
-        raise ValueError(f"{path} was not written by save_training_state (no {STATE_FORMAT!r} marker)")
+        raise ValueError(
+            f"{path} is not a readable training state: {_first_line(e)}"
+        ) from None
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != STATE_FORMAT
+        or state.get("version") != VERSION
+    ):
+        raise ValueError(
+            f"{path} was not written by save_training_state (no {STATE_FORMAT!r} "
+            "marker)"
+        )
     return state
 
 
@@ -196,41 +252,72 @@ def _as_config(config: ModelConfig | dict) -> ModelConfig:
 
 
 def load_checkpoint(
-    path: str | Path, config: ModelConfig | dict | None = None, map_location: str | torch.device = "cpu"
+    path: str | Path,
+    config: ModelConfig | dict | None = None,
+    map_location: str | torch.device = "cpu",
 ) -> Checkpoint:
-    """Read a checkpoint written by `save_checkpoint` and rebuild its model (in eval mode).
+    """Read a checkpoint written by `save_checkpoint` and rebuild its model (in eval
+    mode).
 
-    With `config`, the checkpoint must have been saved from a model of exactly that configuration.
+    With `config`, the checkpoint must have been saved from a model of exactly that
+    configuration.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about the pickle protocol of foreign files
+            # torch warns about the pickle protocol of foreign files
+            warnings.simplefilter("ignore")
             payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated zip, random bytes, an empty file, or a pickle that would run code
-        refused = isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in str(e)
-        why = ("it holds objects other than tensors and plain containers, which could run code when "
-               "unpickled, or bytes that are not a pickle" if refused else "it is corrupt or truncated")
-        raise ValueError(f"{path} is not a readable checkpoint: {why} ({_first_line(e)})") from None
+    # a truncated zip, random bytes, an empty file, or a pickle that would run code
+    except Exception as e:
+        refused = isinstance(
+            e, pickle.UnpicklingError
+        ) and "Weights only load failed" in str(e)
+        why = (
+            "it holds objects other than tensors and plain containers, which could run "
+            "code when unpickled, or bytes that are not a pickle"
+            if refused
+            else "it is corrupt or truncated"
+        )
+        raise ValueError(
+            f"{path} is not a readable checkpoint: {why} ({_first_line(e)})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} was not written by save_checkpoint (no {FORMAT!r} marker)")
+        raise ValueError(
+            f"{path} was not written by save_checkpoint (no {FORMAT!r} marker)"
+        )
     if payload.get("version") != VERSION:
-        raise ValueError(f"{path} has checkpoint version {payload.get('version')}, this code reads version {VERSION}")
+        raise ValueError(
+            f"{path} has checkpoint version {payload.get('version')}, this code reads "
+            f"version {VERSION}"
+        )
     try:
         saved = _as_config(payload.get("config"))
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
-    if not isinstance(payload.get("vocabs", {}), dict) or not isinstance(payload.get("extra", {}), dict):
-        raise ValueError(f"{path} has vocabs or extra that are not dicts, which save_checkpoint never writes")
+    if not isinstance(payload.get("vocabs", {}), dict) or not isinstance(
+        payload.get("extra", {}), dict
+    ):
+        raise ValueError(
+            f"{path} has vocabs or extra that are not dicts, which save_checkpoint "
+            "never writes"
+        )
     if config is not None:
         wanted = _as_config(config)
         if wanted != saved:
-            diff = {k: (getattr(saved, k), getattr(wanted, k)) for k in dataclasses.asdict(saved)
-                    if getattr(saved, k) != getattr(wanted, k)}
-            detail = ", ".join(f"{k}: saved {a!r}, expected {b!r}" for k, (a, b) in diff.items())
-            raise ValueError(f"{path} holds a model of another configuration ({detail})")
+            diff = {
+                k: (getattr(saved, k), getattr(wanted, k))
+                for k in dataclasses.asdict(saved)
+                if getattr(saved, k) != getattr(wanted, k)
+            }
+            detail = ", ".join(
+                f"{k}: saved {a!r}, expected {b!r}" for k, (a, b) in diff.items()
+            )
+            raise ValueError(
+                f"{path} holds a model of another configuration ({detail})"
+            )
     try:
         model = make_model(**dataclasses.asdict(saved))
     except (TypeError, ValueError) as e:
@@ -239,7 +326,9 @@ def load_checkpoint(
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, KeyError, TypeError) as e:
         detail = " ".join(str(e).split())[:300]  # one line
-        raise ValueError(f"{path}: the weights do not fit its configuration: {detail}") from None
+        raise ValueError(
+            f"{path}: the weights do not fit its configuration: {detail}"
+        ) from None
     model.eval()
     return Checkpoint(model, payload.get("vocabs", {}), payload.get("extra", {}))
 
@@ -250,22 +339,38 @@ def _first_line(e: Exception) -> str:
 
 
 def cache_dir() -> Path:
-    """Where `cached_model` keeps models: $TRANSFORMER_BOOK_CACHE, else `_build/.model_cache` in the repository."""
+    """Where `cached_model` keeps models: $TRANSFORMER_BOOK_CACHE, else
+    `_build/.model_cache` in the repository.
+    """
     return Path(os.environ.get(CACHE_ENV) or _ROOT / "_build" / ".model_cache")
 
 
-# The code that decides what a trained model computes: a change here makes cached models stale.
+# The code that decides what a trained model computes: a change here makes cached models
+# stale.
 TRAINING_CODE = (
-    "transformer/attention.py", "transformer/embeddings.py", "transformer/layers.py", "transformer/model.py",
-    "shared/training.py", "shared/loss.py", "shared/lr_scheduler.py",
-    "shared/batch.py", "shared/history.py",
-    "data/tokenizer.py", "data/parallel.py", "data/numbers.py", "data/copy_task.py",
-    "recipes/copy_task.py", "recipes/numbers.py", "recipes/translation.py",
+    "transformer/attention.py",
+    "transformer/embeddings.py",
+    "transformer/layers.py",
+    "transformer/model.py",
+    "shared/training.py",
+    "shared/loss.py",
+    "shared/lr_scheduler.py",
+    "shared/batch.py",
+    "shared/history.py",
+    "data/tokenizer.py",
+    "data/parallel.py",
+    "data/numbers.py",
+    "data/copy_task.py",
+    "recipes/copy_task.py",
+    "recipes/numbers.py",
+    "recipes/translation.py",
 )
 
 
 def code_fingerprint() -> str:
-    """A hash of the code that builds, trains and feeds models, so a changed model is never read from the cache."""
+    """A hash of the code that builds, trains and feeds models, so a changed model is
+    never read from the cache.
+    """
     h = hashlib.sha256()
     for name in TRAINING_CODE:
         f = _ROOT / "src" / name
@@ -275,25 +380,34 @@ def code_fingerprint() -> str:
 
 
 def settings_key(name: str, settings: dict) -> str:
-    """The cache key of a model: sha256 of its name, its settings (as sorted JSON) and the code fingerprint."""
+    """The cache key of a model: sha256 of its name, its settings (as sorted JSON) and
+    the code fingerprint.
+    """
     text = json.dumps({"name": name, "settings": settings}, sort_keys=True, default=str)
     return hashlib.sha256((text + code_fingerprint()).encode()).hexdigest()
 
 
 def cached_model(
-    name: str, settings: dict, train_fn: Callable[[], Checkpoint], directory: str | Path | None = None
+    name: str,
+    settings: dict,
+    train_fn: Callable[[], Checkpoint],
+    directory: str | Path | None = None,
 ) -> Checkpoint:
-    """Load model `name` trained with `settings` from the cache, or call `train_fn()` and cache its result.
+    """Load model `name` trained with `settings` from the cache, or call `train_fn()`
+    and cache its result.
 
-    `settings` must describe everything that changes the trained model (data, sizes, seed, epochs):
-    it is hashed into the file name. A corrupt cached file is trained again and replaced.
+    `settings` must describe everything that changes the trained model (data, sizes,
+    seed, epochs):
+    it is hashed into the file name. A corrupt cached file is trained again and
+    replaced.
     """
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"name must be letters, digits, '-' or '_', got {name!r}")
     directory = Path(directory) if directory is not None else cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}-{settings_key(name, settings)[:16]}.pt"
-    with _lock(directory / f"{path.stem}.lock"):  # two chapters run at once: the second waits, then loads
+    # two chapters run at once: the second waits, then loads
+    with _lock(directory / f"{path.stem}.lock"):
         if path.is_file():
             try:
                 return load_checkpoint(path)

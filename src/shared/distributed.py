@@ -1,13 +1,16 @@
-"""Data-parallel training with `torch.distributed`: one process per device, each on a slice of every batch.
+"""Data-parallel training with `torch.distributed`: one process per device, each on a
+slice of every batch.
 
-Under `torchrun --nproc-per-node P`, each process reads RANK, WORLD_SIZE and LOCAL_RANK from its
-environment, joins a process group (gloo on CPU, nccl on GPU) and wraps the model in
-`DistributedDataParallel`, which averages gradients across processes during `backward()`.
+Under `torchrun --nproc-per-node P`, each process reads RANK, WORLD_SIZE and LOCAL_RANK
+from its environment, joins a process group (gloo on CPU, nccl on GPU) and wraps the
+model in `DistributedDataParallel`, which averages gradients across processes during
+`backward()`.
 
-Every process builds the same batches from the same seed and keeps rows `rank::world` of each.
-Each slice's loss is normalised by the token count of the *whole* batch divided by `world`, so the
-averaged gradient is exactly the single-process gradient of the whole batch: the two trainings
-follow the same path, up to floating-point summation order.
+Every process builds the same batches from the same seed and keeps rows `rank::world` of
+each.
+Each slice's loss is normalised by the token count of the *whole* batch divided by
+`world`, so the averaged gradient is exactly the single-process gradient of the whole
+batch: the two trainings follow the same path, up to floating-point summation order.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from src.shared.history import History
 
 @dataclass
 class DistContext:
-    """Where this process stands: its rank among `world` processes and the device it trains on."""
+    """Where this process stands: its rank among `world` processes and the device it
+    trains on.
+    """
 
     rank: int = 0
     world: int = 1
@@ -43,7 +48,9 @@ class DistContext:
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """'auto' -> the process's GPU when there is one, else the CPU; 'cpu' and 'cuda' as asked."""
+    """'auto' -> the process's GPU when there is one, else the CPU; 'cpu' and 'cuda' as
+    asked.
+    """
     if name not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
@@ -54,7 +61,9 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def init(device: str = "auto") -> DistContext:
-    """Join the process group when started by `torchrun` (WORLD_SIZE > 1); otherwise a single process."""
+    """Join the process group when started by `torchrun` (WORLD_SIZE > 1); otherwise a
+    single process.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -72,10 +81,12 @@ def cleanup(ctx: DistContext) -> None:
 
 
 class DDP(DistributedDataParallel):
-    """DistributedDataParallel that forwards unknown attributes (`generator`, `src_embed`, ...) to the model.
+    """DistributedDataParallel that forwards unknown attributes (`generator`,
+    `src_embed`, ...) to the model.
 
-    `train` reads them from the model it is given; `forward` still goes through DDP, so gradients
-    are averaged. Buffers (the positional-encoding table) never change: synced once, not at every forward.
+    `train` reads them from the model it is given; `forward` still goes through DDP, so
+    gradients are averaged. Buffers (the positional-encoding table) never change: synced
+    once, not at every forward.
     """
 
     def __init__(self, module: torch.nn.Module, ctx: DistContext) -> None:
@@ -96,24 +107,35 @@ def wrap(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
 
 
 def shard(batch: Batch, rank: int, world: int) -> Batch:
-    """Rows `rank::world` of `batch`, with `ntokens` set so the averaged gradient equals the whole batch's."""
+    """Rows `rank::world` of `batch`, with `ntokens` set so the averaged gradient equals
+    the whole batch's.
+    """
     if batch.src.size(0) < world:
-        raise ValueError(f"a batch of {batch.src.size(0)} rows cannot be split across {world} processes")
-    tgt = torch.cat([batch.tgt[:, :1], batch.tgt_y], dim=1)  # the full target again: (batch, tgt_len)
+        raise ValueError(
+            f"a batch of {batch.src.size(0)} rows cannot be split across {world} "
+            "processes"
+        )
+    # the full target again: (batch, tgt_len)
+    tgt = torch.cat([batch.tgt[:, :1], batch.tgt_y], dim=1)
     part = Batch(batch.src[rank::world], tgt[rank::world], pad=batch.pad)
     part.ntokens = batch.ntokens / world
     return part
 
 
 class Sharded:
-    """A function returning this process's slices of each epoch's batches, on its device.
+    """A function returning this process's slices of each epoch's batches, on its
+    device.
 
-    Batches too small to give every process a row are dropped (the last batch of a bucketed epoch can be).
-    When the batches come from a function with `state_dict`/`load_state_dict` (a `SeededBatches`),
-    so does this one, so that `train` can save and restore where the data stands.
+    Batches too small to give every process a row are dropped (the last batch of a
+    bucketed epoch can be).
+    When the batches come from a function with `state_dict`/`load_state_dict` (a
+    `SeededBatches`), so does this one, so that `train` can save and restore where the
+    data stands.
     """
 
-    def __init__(self, batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext) -> None:
+    def __init__(
+        self, batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext
+    ) -> None:
         self.batches = batches
         self.ctx = ctx
         if callable(getattr(batches, "state_dict", None)):
@@ -125,21 +147,31 @@ class Sharded:
         data = self.batches() if callable(self.batches) else self.batches
         if not ctx.distributed:
             return [b.to(ctx.device) for b in data]
-        return [shard(b, ctx.rank, ctx.world).to(ctx.device) for b in data if b.src.size(0) >= ctx.world]
+        return [
+            shard(b, ctx.rank, ctx.world).to(ctx.device)
+            for b in data
+            if b.src.size(0) >= ctx.world
+        ]
 
 
-def sharded(batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext) -> Sharded:
+def sharded(
+    batches: Iterable[Batch] | Callable[[], Iterable[Batch]], ctx: DistContext
+) -> Sharded:
     """This process's slices of each epoch's batches, on its device: see `Sharded`."""
     return Sharded(batches, ctx)
 
 
 def average_history(history: History, ctx: DistContext) -> History:
-    """The losses of all processes, averaged step by step: the loss of the whole batches."""
+    """The losses of all processes, averaged step by step: the loss of the whole
+    batches.
+    """
     if not ctx.distributed:
         return history
     gathered: list[History | None] = [None] * ctx.world
     dist.all_gather_object(gathered, history)
-    out = History(steps=[dict(s) for s in history.steps], epochs=[dict(e) for e in history.epochs])
+    out = History(
+        steps=[dict(s) for s in history.steps], epochs=[dict(e) for e in history.epochs]
+    )
     for i, row in enumerate(out.steps):
         row["loss"] = sum(h.steps[i]["loss"] for h in gathered) / ctx.world
     for i, row in enumerate(out.epochs):

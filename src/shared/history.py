@@ -1,4 +1,6 @@
-"""What a training run counts and records: `TrainState` (steps, tokens) and `History` (loss per step and epoch)."""
+"""What a training run counts and records: `TrainState` (steps, tokens) and `History`
+(loss per step and epoch).
+"""
 
 from __future__ import annotations
 
@@ -21,4 +23,5 @@ class History:
     """What `train` measured: one row per optimizer step and one per epoch."""
 
     steps: list[dict] = field(default_factory=list)  # step, epoch, loss, lr
-    epochs: list[dict] = field(default_factory=list)  # epoch, train_loss, eval_loss, eval_accuracy, seconds
+    # epoch, train_loss, eval_loss, eval_accuracy, seconds
+    epochs: list[dict] = field(default_factory=list)

@@ -9,45 +9,63 @@ from src import checks
 
 
 class LabelSmoothing(nn.Module):
-    """KL divergence to a smoothed target: 1 - smoothing on the true token, the rest spread evenly.
+    """KL divergence to a smoothed target: 1 - smoothing on the true token, the rest
+    spread evenly.
 
-    The smoothing mass is shared by the `size - 2` tokens that are neither the true one nor padding;
-    padding gets no mass, and rows whose target is padding count for nothing.
+    The smoothing mass is shared by the `size - 2` tokens that are neither the true one
+    nor padding; padding gets no mass, and rows whose target is padding count for
+    nothing.
     After each call `.true_dist` holds the target distribution, shape (tokens, size).
     """
 
-    def __init__(self, size: int, padding_idx: int | None, smoothing: float = 0.0) -> None:
+    def __init__(
+        self, size: int, padding_idx: int | None, smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         self.size = checks.positive_int("size", size)
-        if padding_idx is not None and not 0 <= checks.non_negative_int("padding_idx", padding_idx) < size:
-            raise ValueError(f"padding_idx must be a token id in [0, {size - 1}] or None, got {padding_idx}")
+        if (
+            padding_idx is not None
+            and not 0 <= checks.non_negative_int("padding_idx", padding_idx) < size
+        ):
+            raise ValueError(
+                f"padding_idx must be a token id in [0, {size - 1}] or None, got "
+                f"{padding_idx}"
+            )
         self.padding_idx = padding_idx
         self.smoothing = checks.probability("smoothing", smoothing)
         if self.smoothing > 0 and size - (2 if padding_idx is not None else 1) < 1:
             raise ValueError(
-                f"smoothing > 0 needs a token besides the true one and padding to receive its mass, "
-                f"but size={size} with padding_idx={padding_idx} leaves none"
+                "smoothing > 0 needs a token besides the true one and padding to "
+                f"receive its mass, but size={size} with padding_idx={padding_idx} "
+                "leaves none"
             )
         self.confidence = 1.0 - self.smoothing
         self.true_dist: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """x: (tokens, size) log-probabilities; target: (tokens,) ids. Returns the summed KL divergence."""
+        """x: (tokens, size) log-probabilities; target: (tokens,) ids. Returns the
+        summed KL divergence.
+        """
         if x.dim() != 2 or x.size(1) != self.size:
-            raise ValueError(f"x must have shape (tokens, size={self.size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (tokens, size={self.size}), got {tuple(x.shape)}"
+            )
         checks.token_ids("target", target, self.size, ndim=1)
         if target.size(0) != x.size(0):
-            raise ValueError(f"target has {target.size(0)} tokens but x has {x.size(0)} rows")
+            raise ValueError(
+                f"target has {target.size(0)} tokens but x has {x.size(0)} rows"
+            )
         others = self.size - (2 if self.padding_idx is not None else 1)
-        true_dist = torch.full_like(x, self.smoothing / max(others, 1))  # (tokens, size)
+        # (tokens, size)
+        true_dist = torch.full_like(x, self.smoothing / max(others, 1))
         true_dist.scatter_(1, target.unsqueeze(1), self.confidence)
         if self.padding_idx is not None:
             true_dist[:, self.padding_idx] = 0
             true_dist[target == self.padding_idx] = 0
         self.true_dist = true_dist.detach()
-        # KL(true_dist || p) = sum of t (log t - log p) over entries with t > 0; entries with t = 0
-        # add nothing, even where the prediction is exactly 0 (log p = -inf), as in `nn.KLDivLoss`
-        # up to that case, where it would give 0 * inf = nan.
+        # KL(true_dist || p) = sum of t (log t - log p) over entries with t > 0; entries
+        # with t = 0 add nothing, even where the prediction is exactly 0 (log p = -inf),
+        # as in `nn.KLDivLoss` up to that case, where it would give 0 * inf = nan.
         kl = true_dist * (true_dist.clamp_min(torch.finfo(x.dtype).tiny).log() - x)
         return torch.where(true_dist > 0, kl, torch.zeros_like(kl)).sum()
 
@@ -59,11 +77,18 @@ class LossCompute:
         self.generator = generator
         self.criterion = criterion
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, norm: int | float) -> tuple[float, torch.Tensor]:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, norm: int | float
+    ) -> tuple[float, torch.Tensor]:
         """x: decoder output (batch, seq, d_model); y: targets (batch, seq).
 
-        Returns the summed loss (a float, for logging) and the mean loss per token (to backpropagate).
+        Returns the summed loss (a float, for logging) and the mean loss per token (to
+        backpropagate).
         """
         log_probs = self.generator(x)  # (batch, seq, vocab)
-        loss = self.criterion(log_probs.reshape(-1, log_probs.size(-1)), y.reshape(-1)) / norm  # (batch*seq, vocab)
+        # (batch*seq, vocab)
+        loss = (
+            self.criterion(log_probs.reshape(-1, log_probs.size(-1)), y.reshape(-1))
+            / norm
+        )
         return loss.item() * norm, loss

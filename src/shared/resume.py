@@ -1,9 +1,11 @@
-"""Resumable training states: what `train` writes as it goes, and how a killed run goes on from it bit-identically.
+"""Resumable training states: what `train` writes as it goes, and how a killed run goes
+on from it bit-identically.
 
-A state holds the model, the optimizer, the schedule, `TrainState`, the `History` so far, every
-random state and the place inside the epoch. `Checkpointing` says where and how often to write it;
-`Checkpointing.restore` reads it back into a fresh model and optimizer and returns a `Resumed`,
-which tells `train` where to start; `Checkpointing.save` writes one.
+A state holds the model, the optimizer, the schedule, `TrainState`, the `History` so
+far, every random state and the place inside the epoch. `Checkpointing` says where and
+how often to write it; `Checkpointing.restore` reads it back into a fresh model and
+optimizer and returns a `Resumed`, which tells `train` where to start;
+`Checkpointing.save` writes one.
 """
 
 from __future__ import annotations
@@ -25,16 +27,24 @@ from src.shared.history import History, TrainState
 
 
 class ResumeError(ValueError):
-    """A training state that cannot be resumed here: another configuration, process count or epoch count."""
+    """A training state that cannot be resumed here: another configuration, process
+    count or epoch count.
+    """
 
 
 class SeededBatches:
-    """Batches drawn afresh each epoch with a `torch.Generator`, whose state `train` saves and restores.
+    """Batches drawn afresh each epoch with a `torch.Generator`, whose state `train`
+    saves and restores.
 
-    `make(generator)` returns one epoch's batches, e.g. `lambda g: copy_batches(20, 80, generator=g)`.
+    `make(generator)` returns one epoch's batches, e.g. `lambda g: copy_batches(20, 80,
+    generator=g)`.
     """
 
-    def __init__(self, make: Callable[[torch.Generator], Iterable[Batch]], generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        make: Callable[[torch.Generator], Iterable[Batch]],
+        generator: torch.Generator,
+    ) -> None:
         self.make = make
         self.generator = generator
 
@@ -55,13 +65,21 @@ def data_state(batches: Iterable[Batch] | Callable[[], Iterable[Batch]]) -> dict
 
 
 def rng_state() -> dict:
-    """Every random state training may draw from: torch's (CPU and CUDA), Python's `random` and NumPy's."""
+    """Every random state training may draw from: torch's (CPU and CUDA), Python's
+    `random` and NumPy's.
+    """
     state = {"torch": torch.get_rng_state(), "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if "numpy" in sys.modules:  # only if something imported it
         key, keys, pos, has_gauss, cached = sys.modules["numpy"].random.get_state()
-        state["numpy"] = [key, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached]
+        state["numpy"] = [
+            key,
+            torch.from_numpy(keys.astype("int64")),
+            pos,
+            has_gauss,
+            cached,
+        ]
     return state
 
 
@@ -76,11 +94,15 @@ def set_rng_state(state: dict) -> None:
         import numpy as np
 
         key, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((key, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        np.random.set_state(
+            (key, keys.numpy().astype(np.uint32), pos, has_gauss, cached)
+        )
 
 
 def _gather(part: dict, world: int) -> list[dict]:
-    """`part` of every process, in rank order (all processes must call this together)."""
+    """`part` of every process, in rank order (all processes must call this
+    together).
+    """
     if world == 1:
         return [part]
     import torch.distributed as dist
@@ -94,8 +116,9 @@ def _gather(part: dict, world: int) -> list[dict]:
 class Resumed:
     """Where `train` starts: epoch `first_epoch`, after its first `skip` batches.
 
-    `totals` (summed loss, tokens) are those of the skipped batches, `rng` the random state to
-    restore before going on (None for a fresh run), `state` and `history` the counts and rows so far.
+    `totals` (summed loss, tokens) are those of the skipped batches, `rng` the random
+    state to restore before going on (None for a fresh run), `state` and `history` the
+    counts and rows so far.
     """
 
     state: TrainState
@@ -106,7 +129,9 @@ class Resumed:
     rng: dict | None = None
 
     def start_of(self, epoch: int) -> tuple[int, tuple[float, int]]:
-        """Batches of `epoch` already done and their (summed loss, tokens); restores the random state to go on."""
+        """Batches of `epoch` already done and their (summed loss, tokens); restores the
+        random state to go on.
+        """
         if epoch != self.first_epoch:
             return 0, (0.0, 0)
         if self.rng is not None:
@@ -116,12 +141,14 @@ class Resumed:
 
 @dataclass
 class Checkpointing:
-    """Training-state checkpoints for `train`: where to write them, how often, and whether to resume from one.
+    """Training-state checkpoints for `train`: where to write them, how often, and
+    whether to resume from one.
 
-    A run killed and resumed ends bit-identical to one that was not. A state is written every
-    `every` optimizer steps (0: none inside an epoch) and at the end of every epoch. `config`
-    (plain values) describes the run: resuming from the state of another configuration raises
-    ResumeError (a ValueError). Under torchrun only `rank` 0 of `world` writes.
+    A run killed and resumed ends bit-identical to one that was not. A state is written
+    every `every` optimizer steps (0: none inside an epoch) and at the end of every
+    epoch. `config` (plain values) describes the run: resuming from the state of another
+    configuration raises ResumeError (a ValueError). Under torchrun only `rank` 0 of
+    `world` writes.
     """
 
     path: str | Path
@@ -139,13 +166,20 @@ class Checkpointing:
         """Whether to write a state after optimizer step `step`, inside an epoch."""
         return bool(self.every) and step % self.every == 0
 
-    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                scheduler: torch.optim.lr_scheduler.LRScheduler,
-                batches: Iterable[Batch] | Callable[[], Iterable[Batch]], epochs: int) -> Resumed:
-        """Load the state at `path` into `model` (unwrapped from DDP), `optimizer`, `scheduler` and `batches`.
+    def restore(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        batches: Iterable[Batch] | Callable[[], Iterable[Batch]],
+        epochs: int,
+    ) -> Resumed:
+        """Load the state at `path` into `model` (unwrapped from DDP), `optimizer`,
+        `scheduler` and `batches`.
 
-        A function in `batches` with `load_state_dict` (`SeededBatches`) gets its saved state; another
-        is called again for the epochs already done to get back to where it was.
+        A function in `batches` with `load_state_dict` (`SeededBatches`) gets its saved
+        state; another is called again for the epochs already done to get back to where
+        it was.
         """
         saved = load_training_state(self.path)
         _check_resumable(saved, self, epochs)
@@ -153,7 +187,8 @@ class Checkpointing:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         part = saved["ranks"][self.rank]
-        for name, p in model.named_parameters():  # gradients accumulated over an epoch end
+        # gradients accumulated over an epoch end
+        for name, p in model.named_parameters():
             if name in saved["grads"]:
                 p.grad = saved["grads"][name].to(p.device)
         if saved["data"] is not None:
@@ -163,43 +198,84 @@ class Checkpointing:
                 batches()
         return Resumed(
             state=TrainState(**saved["train_state"]),
-            history=History(steps=part["history"]["steps"], epochs=part["history"]["epochs"]),
-            first_epoch=saved["epoch"], skip=saved["batch"], totals=(part["total_loss"], part["total_tokens"]),
+            history=History(
+                steps=part["history"]["steps"], epochs=part["history"]["epochs"]
+            ),
+            first_epoch=saved["epoch"],
+            skip=saved["batch"],
+            totals=(part["total_loss"], part["total_tokens"]),
             rng=part["rng"],
         )
 
-    def save(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-             scheduler: torch.optim.lr_scheduler.LRScheduler, state: TrainState, history: History, *,
-             epoch: int, batch: int = 0, totals: tuple[float, int] = (0.0, 0), data: dict | None = None) -> None:
-        """Write the state to go on at batch `batch` of `epoch`; every process must call this together.
+    def save(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        state: TrainState,
+        history: History,
+        *,
+        epoch: int,
+        batch: int = 0,
+        totals: tuple[float, int] = (0.0, 0),
+        data: dict | None = None,
+    ) -> None:
+        """Write the state to go on at batch `batch` of `epoch`; every process must call
+        this together.
 
-        `totals` (summed loss, tokens) are those of the batches done in `epoch`, `data` the state of
-        the batch function at the start of that epoch (see `data_state`).
+        `totals` (summed loss, tokens) are those of the batches done in `epoch`, `data`
+        the state of the batch function at the start of that epoch (see `data_state`).
         """
-        part = {"rng": rng_state(), "history": {"steps": history.steps, "epochs": history.epochs},
-                "total_loss": totals[0], "total_tokens": totals[1]}
+        part = {
+            "rng": rng_state(),
+            "history": {"steps": history.steps, "epochs": history.epochs},
+            "total_loss": totals[0],
+            "total_tokens": totals[1],
+        }
         parts = _gather(part, self.world)
         if self.rank != 0:
             return
-        save_training_state(self.path, {
-            "config": self.config, "world": self.world, "epoch": epoch, "batch": batch,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "train_state": dataclasses.asdict(state), "data": data,
-            "grads": {k: p.grad.detach().cpu() for k, p in model.named_parameters() if p.grad is not None},
-            "ranks": parts,
-        })
+        save_training_state(
+            self.path,
+            {
+                "config": self.config,
+                "world": self.world,
+                "epoch": epoch,
+                "batch": batch,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "train_state": dataclasses.asdict(state),
+                "data": data,
+                "grads": {
+                    k: p.grad.detach().cpu()
+                    for k, p in model.named_parameters()
+                    if p.grad is not None
+                },
+                "ranks": parts,
+            },
+        )
 
 
 def _check_resumable(saved: dict, checkpoint: Checkpointing, epochs: int) -> None:
-    """Raise ResumeError unless `saved` is a state of this configuration, process count and epoch count."""
+    """Raise ResumeError unless `saved` is a state of this configuration, process count
+    and epoch count.
+    """
     path = checkpoint.path
     if saved.get("config") != checkpoint.config:
         old, new = saved.get("config") or {}, checkpoint.config
-        diff = [f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                if old.get(k) != new.get(k)]
+        diff = [
+            f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
+            for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)
+        ]
         raise ResumeError(f"{path} is the state of another run ({'; '.join(diff)})")
     if saved["world"] != checkpoint.world:
-        raise ResumeError(f"{path} was written by {saved['world']} process(es), this run has {checkpoint.world}")
+        raise ResumeError(
+            f"{path} was written by {saved['world']} process(es), this run has "
+            f"{checkpoint.world}"
+        )
     if saved["epoch"] > epochs:
-        raise ResumeError(f"{path} is at epoch {saved['epoch']}, past the {epochs} epochs asked for")
+        raise ResumeError(
+            f"{path} is at epoch {saved['epoch']}, past the {epochs} epochs asked for"
+        )

@@ -1,7 +1,8 @@
 """One epoch of training or evaluation, and `train`, the loop a chapter calls.
 
-`Batch`, `History` and `TrainState` live in modules of their own; they are imported here too, so
-`from src.shared.training import Batch` (the seed notebook's import) keeps working.
+`Batch`, `History` and `TrainState` live in modules of their own; they are imported here
+too, so `from src.shared.training import Batch` (the seed notebook's import) keeps
+working.
 """
 
 from __future__ import annotations
@@ -38,12 +39,17 @@ def run_epoch(
     after_update: Callable[[int, float, int], None] | None = None,
     max_grad_norm: float | None = None,
 ) -> tuple[float, TrainState]:
-    """Run one pass over `data_iter`; return the mean loss per target token and the updated state.
+    """Run one pass over `data_iter`; return the mean loss per target token and the
+    updated state.
 
-    mode "train" backpropagates and steps the optimizer every `accum_iter` batches; "eval" does not.
-    `on_step(state, loss)` and `after_update(batches_done, summed_loss, tokens)` run after each step.
-    To go on mid-epoch, `start` skips batches already done and `totals` (summed loss, tokens) holds theirs.
-    `max_grad_norm` clips the gradient's global norm before each update (None: no clipping).
+    mode "train" backpropagates and steps the optimizer every `accum_iter` batches;
+    "eval" does not.
+    `on_step(state, loss)` and `after_update(batches_done, summed_loss, tokens)` run
+    after each step.
+    To go on mid-epoch, `start` skips batches already done and `totals` (summed loss,
+    tokens) holds theirs.
+    `max_grad_norm` clips the gradient's global norm before each update (None: no
+    clipping).
     """
     if mode not in ("train", "eval"):
         raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
@@ -54,7 +60,8 @@ def run_epoch(
     state = train_state if train_state is not None else TrainState()
     total_loss, total_tokens = totals
     for i, batch in itertools.islice(enumerate(data_iter), start, None):
-        out = model(batch.src, batch.tgt, batch.src_mask, batch.tgt_mask)  # (batch, tgt_len, d_model)
+        # (batch, tgt_len, d_model)
+        out = model(batch.src, batch.tgt, batch.src_mask, batch.tgt_mask)
         loss, loss_node = loss_compute(out, batch.tgt_y, batch.ntokens)
         total_loss += loss
         total_tokens += batch.ntokens
@@ -80,11 +87,16 @@ def run_epoch(
 
 
 def token_accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
-    """Share of non-padding target tokens that the model, teacher-forced, predicts exactly."""
+    """Share of non-padding target tokens that the model, teacher-forced, predicts
+    exactly.
+    """
     correct, total = 0, 0
     with torch.no_grad():
         for b in batches:
-            pred = model.generator(model(b.src, b.tgt, b.src_mask, b.tgt_mask)).argmax(-1)  # (batch, tgt_len)
+            # (batch, tgt_len)
+            pred = model.generator(model(b.src, b.tgt, b.src_mask, b.tgt_mask)).argmax(
+                -1
+            )
             keep = b.tgt_y != b.pad
             correct += int((pred == b.tgt_y)[keep].sum())
             total += int(keep.sum())
@@ -108,20 +120,27 @@ def train(
     progress: bool | None = None,
     checkpoint: Checkpointing | None = None,
 ) -> History:
-    """Train `model` with Adam, the paper's schedule and label smoothing; return the loss history.
+    """Train `model` with Adam, the paper's schedule and label smoothing; return the
+    loss history.
 
     `batches` is a list of `Batch`, or a function that returns fresh batches each epoch.
-    `fused` trains with PyTorch's fused attention (fast; attention weights are not kept) and
-    switches back to the explicit softmax afterwards, so `.attn` is filled again for charts.
-    `max_grad_norm` clips the gradient norm of every update. `until(model, history)` runs after each
-    epoch and may add its own measurements to that epoch's row, `history.epochs[-1]`; training
-    stops early when it returns True, so `epochs` is then a cap.
+    `fused` trains with PyTorch's fused attention (fast; attention weights are not kept)
+    and switches back to the explicit softmax afterwards, so `.attn` is filled again for
+    charts.
+    `max_grad_norm` clips the gradient norm of every update. `until(model, history)`
+    runs after each epoch and may add its own measurements to that epoch's row,
+    `history.epochs[-1]`; training stops early when it returns True, so `epochs` is then
+    a cap.
     Progress bars show on a terminal and stay quiet elsewhere (`progress=None`).
-    `checkpoint` writes training states and resumes from one: see `src.shared.resume.Checkpointing`.
+    `checkpoint` writes training states and resumes from one: see
+    `src.shared.resume.Checkpointing`.
     """
     epochs = checks.positive_int("epochs", epochs)
     if not (callable(batches) or isinstance(batches, Iterable)):
-        raise TypeError(f"batches must be a list of Batch or a function returning one, got {type(batches).__name__}")
+        raise TypeError(
+            "batches must be a list of Batch or a function returning one, got "
+            f"{type(batches).__name__}"
+        )
     d_model = model.src_embed.embeddings.d_model
     vocab = model.generator.proj.out_features
     criterion = LabelSmoothing(vocab, padding_idx=pad, smoothing=smoothing)
@@ -132,20 +151,37 @@ def train(
         progress = sys.stderr.isatty()
     core = getattr(model, "module", model)  # under DDP, the wrapped model
     resumed = Resumed(TrainState(), History())  # a fresh run starts at epoch 0, batch 0
-    if checkpoint is not None and checkpoint.resume:  # a resumed one where its saved state left off
+    # a resumed one where its saved state left off
+    if checkpoint is not None and checkpoint.resume:
         resumed = checkpoint.restore(core, optimizer, scheduler, batches, epochs)
     history, state = resumed.history, resumed.state
     epoch_bar = range(resumed.first_epoch, epochs)
     if progress:
-        epoch_bar = tqdm(epoch_bar, desc="epochs", unit="epoch", initial=resumed.first_epoch, total=epochs)
+        epoch_bar = tqdm(
+            epoch_bar,
+            desc="epochs",
+            unit="epoch",
+            initial=resumed.first_epoch,
+            total=epochs,
+        )
 
     def record(s: TrainState, loss: float) -> None:
         history.steps.append({"step": s.step, "epoch": epoch, "loss": loss, "lr": s.lr})
 
     def after_update(done: int, total_loss: float, total_tokens: int) -> None:
-        if checkpoint is not None and checkpoint.due(state.step):  # every `checkpoint.every` steps, a state mid-epoch
-            checkpoint.save(core, optimizer, scheduler, state, history, epoch=epoch, batch=done,
-                            totals=(total_loss, total_tokens), data=epoch_start)
+        # every `checkpoint.every` steps, a state mid-epoch
+        if checkpoint is not None and checkpoint.due(state.step):
+            checkpoint.save(
+                core,
+                optimizer,
+                scheduler,
+                state,
+                history,
+                epoch=epoch,
+                batch=done,
+                totals=(total_loss, total_tokens),
+                data=epoch_start,
+            )
 
     if hasattr(model, "set_fused_attention"):
         model.set_fused_attention(fused)
@@ -153,26 +189,55 @@ def train(
         for epoch in epoch_bar:
             start = time.perf_counter()
             model.train()
-            epoch_start = data_state(batches)  # a resumed epoch draws its batches again from here
+            # a resumed epoch draws its batches again from here
+            epoch_start = data_state(batches)
             data = batches() if callable(batches) else batches
-            skip, totals = resumed.start_of(epoch)  # (0, (0.0, 0)) but in the epoch a run resumes in
+            # (0, (0.0, 0)) but in the epoch a run resumes in
+            skip, totals = resumed.start_of(epoch)
             train_loss, state = run_epoch(
-                data, model, loss_compute, optimizer, scheduler, "train", accum_iter, state, record,
-                start=skip, totals=totals, after_update=after_update, max_grad_norm=max_grad_norm,
+                data,
+                model,
+                loss_compute,
+                optimizer,
+                scheduler,
+                "train",
+                accum_iter,
+                state,
+                record,
+                start=skip,
+                totals=totals,
+                after_update=after_update,
+                max_grad_norm=max_grad_norm,
             )
             row = {"epoch": epoch, "step": state.step, "train_loss": train_loss}
             if eval_batches is not None:
                 model.eval()
                 with torch.no_grad():
-                    row["eval_loss"], _ = run_epoch(eval_batches, model, loss_compute, mode="eval")
+                    row["eval_loss"], _ = run_epoch(
+                        eval_batches, model, loss_compute, mode="eval"
+                    )
                 row["eval_accuracy"] = token_accuracy(model, eval_batches)
             row["seconds"] = time.perf_counter() - start
             history.epochs.append(row)
             done = until is not None and until(core, history)
             if checkpoint is not None:  # a state at the end of every epoch
-                checkpoint.save(core, optimizer, scheduler, state, history, epoch=epoch + 1, data=data_state(batches))
+                checkpoint.save(
+                    core,
+                    optimizer,
+                    scheduler,
+                    state,
+                    history,
+                    epoch=epoch + 1,
+                    data=data_state(batches),
+                )
             if progress:
-                epoch_bar.set_postfix({k: round(v, 4) for k, v in row.items() if k.endswith(("loss", "accuracy"))})
+                epoch_bar.set_postfix(
+                    {
+                        k: round(v, 4)
+                        for k, v in row.items()
+                        if k.endswith(("loss", "accuracy"))
+                    }
+                )
             if done:
                 break
     finally:

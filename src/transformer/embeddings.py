@@ -1,4 +1,6 @@
-"""Token embeddings scaled by sqrt(d_model) and sinusoidal positional encoding (paper, 3.4 and 3.5)."""
+"""Token embeddings scaled by sqrt(d_model) and sinusoidal positional encoding (paper,
+3.4 and 3.5).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from src import checks
 
 
 class Embeddings(nn.Module):
-    """Learned embeddings of `vocab` tokens, multiplied by sqrt(d_model) (section 3.4)."""
+    """Learned embeddings of `vocab` tokens, multiplied by sqrt(d_model) (section
+    3.4).
+    """
 
     def __init__(self, d_model: int, vocab: int) -> None:
         super().__init__()
@@ -25,7 +29,9 @@ class Embeddings(nn.Module):
 
 
 def sinusoid_table(max_len: int, d_model: int) -> torch.Tensor:
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model))."""
+    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos /
+    10000^(2i/d_model)).
+    """
     position = torch.arange(max_len, dtype=torch.float64).unsqueeze(1)  # (max_len, 1)
     two_i = torch.arange(0, d_model, 2, dtype=torch.float64)  # (ceil(d_model / 2),)
     angle = position / 10000 ** (two_i / d_model)  # (max_len, ceil(d_model / 2))
@@ -36,7 +42,9 @@ def sinusoid_table(max_len: int, d_model: int) -> torch.Tensor:
 
 
 class PositionalEncoding(nn.Module):
-    """Adds the sinusoidal position signal to its input, then applies dropout (section 3.5)."""
+    """Adds the sinusoidal position signal to its input, then applies dropout (section
+    3.5).
+    """
 
     def __init__(self, d_model: int, dropout: float, max_len: int = 5000) -> None:
         super().__init__()
@@ -47,10 +55,18 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("pe", pe, persistent=False)
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """x: (batch, seq, d_model); positions start at `start` (non-zero when decoding step by step)."""
+        """x: (batch, seq, d_model); positions start at `start` (non-zero when decoding
+        step by step).
+        """
         end = start + x.size(1)
         if x.dim() != 3 or x.size(-1) != self.d_model:
-            raise ValueError(f"x must have shape (batch, seq, d_model={self.d_model}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x must have shape (batch, seq, d_model={self.d_model}), got "
+                f"{tuple(x.shape)}"
+            )
         if end > self.max_len:
-            raise ValueError(f"sequence positions up to {end} exceed max_len={self.max_len} of PositionalEncoding")
+            raise ValueError(
+                f"sequence positions up to {end} exceed max_len={self.max_len} of "
+                "PositionalEncoding"
+            )
         return self.dropout(x + self.pe[:, start:end])

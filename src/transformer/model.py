@@ -1,4 +1,6 @@
-"""The encoder-decoder model (paper, figure 1) and `make_model`, which builds it from hyperparameters."""
+"""The encoder-decoder model (paper, figure 1) and `make_model`, which builds it from
+hyperparameters.
+"""
 
 from __future__ import annotations
 
@@ -11,25 +13,38 @@ from torch import nn
 from src import checks
 from src.transformer.attention import MultiHeadedAttention
 from src.transformer.embeddings import Embeddings, PositionalEncoding
-from src.transformer.layers import Decoder, DecoderLayer, Encoder, EncoderLayer, PositionwiseFeedForward
+from src.transformer.layers import (
+    Decoder,
+    DecoderLayer,
+    Encoder,
+    EncoderLayer,
+    PositionwiseFeedForward,
+)
 
 
 class Generator(nn.Module):
-    """The pre-softmax linear projection and log-softmax: decoder output -> log-probabilities."""
+    """The pre-softmax linear projection and log-softmax: decoder output ->
+    log-probabilities.
+    """
 
     def __init__(self, d_model: int, vocab: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(checks.positive_int("d_model", d_model), checks.positive_int("vocab", vocab))
+        self.proj = nn.Linear(
+            checks.positive_int("d_model", d_model), checks.positive_int("vocab", vocab)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).log_softmax(dim=-1)
 
 
 class Embed(nn.Sequential):
-    """Embeddings followed by PositionalEncoding; `start` offsets positions for step-by-step decoding."""
+    """Embeddings followed by PositionalEncoding; `start` offsets positions for
+    step-by-step decoding.
+    """
 
     def __init__(self, embeddings: Embeddings, position: PositionalEncoding) -> None:
-        super().__init__(embeddings, position)  # a Sequential: parameters stay named `0.lut.weight`
+        # a Sequential: parameters stay named `0.lut.weight`
+        super().__init__(embeddings, position)
 
     @property
     def embeddings(self) -> Embeddings:
@@ -45,7 +60,9 @@ class Embed(nn.Sequential):
 
 @dataclass
 class DecoderCache:
-    """Each decoder layer's projected keys and values, kept while decoding one position at a time."""
+    """Each decoder layer's projected keys and values, kept while decoding one position
+    at a time.
+    """
 
     layers: list[dict[str, dict[str, torch.Tensor]]]
     length: int = 0  # target positions decoded so far
@@ -55,7 +72,9 @@ class DecoderCache:
         return cls(layers=[{"self": {}, "src": {}} for _ in range(n_layers)])
 
     def select(self, index: torch.Tensor) -> None:
-        """Keep the batch rows `index` (in that order) of every cached tensor; beam search reorders with it."""
+        """Keep the batch rows `index` (in that order) of every cached tensor; beam
+        search reorders with it.
+        """
         for layer in self.layers:
             for kv in layer.values():
                 for name, t in kv.items():
@@ -64,7 +83,9 @@ class DecoderCache:
 
 @dataclass
 class ModelConfig:
-    """Everything `make_model` needs to build the same model again (saved with checkpoints)."""
+    """Everything `make_model` needs to build the same model again (saved with
+    checkpoints).
+    """
 
     src_vocab: int
     tgt_vocab: int
@@ -79,10 +100,17 @@ class ModelConfig:
 
 
 class EncoderDecoder(nn.Module):
-    """The Transformer: encode the source once, then decode the target attending to it."""
+    """The Transformer: encode the source once, then decode the target attending to
+    it.
+    """
 
     def __init__(
-        self, encoder: Encoder, decoder: Decoder, src_embed: Embed, tgt_embed: Embed, generator: Generator,
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        src_embed: Embed,
+        tgt_embed: Embed,
+        generator: Generator,
         config: ModelConfig | None = None,
     ) -> None:
         super().__init__()
@@ -94,40 +122,61 @@ class EncoderDecoder(nn.Module):
         self.config = config
 
     def forward(
-        self, src: torch.Tensor, tgt: torch.Tensor, src_mask: torch.Tensor, tgt_mask: torch.Tensor
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        src_mask: torch.Tensor,
+        tgt_mask: torch.Tensor,
     ) -> torch.Tensor:
-        """(batch, src_len) and (batch, tgt_len) ids -> decoder output (batch, tgt_len, d_model)."""
+        """(batch, src_len) and (batch, tgt_len) ids -> decoder output (batch, tgt_len,
+        d_model).
+        """
         return self.decode(self.encode(src, src_mask), src_mask, tgt, tgt_mask)
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
-        """(batch, src_len) ids -> memory (batch, src_len, d_model). `src_mask`: (batch|1, 1|src_len, src_len)."""
+        """(batch, src_len) ids -> memory (batch, src_len, d_model). `src_mask`:
+        (batch|1, 1|src_len, src_len).
+        """
         checks.token_ids("src", src, self.src_embed.embeddings.vocab)
-        src_mask = checks.mask("src_mask", src_mask, src.size(0), src.size(1), src.size(1))
+        src_mask = checks.mask(
+            "src_mask", src_mask, src.size(0), src.size(1), src.size(1)
+        )
         return self.encoder(self.src_embed(src), src_mask)
 
     def decode(
-        self, memory: torch.Tensor, src_mask: torch.Tensor, tgt: torch.Tensor, tgt_mask: torch.Tensor | None,
+        self,
+        memory: torch.Tensor,
+        src_mask: torch.Tensor,
+        tgt: torch.Tensor,
+        tgt_mask: torch.Tensor | None,
         cache: DecoderCache | None = None,
     ) -> torch.Tensor:
         """(batch, tgt_len) ids -> (batch, tgt_len, d_model), attending to `memory`.
 
-        With a `cache`, `tgt` holds only the new positions; earlier ones are read from the cache.
-        Those are the decoder's own choices (greedy or beam search), so their ids are not checked
-        again: that would cost a device sync for every token on a GPU.
+        With a `cache`, `tgt` holds only the new positions; earlier ones are read from
+        the cache.
+        Those are the decoder's own choices (greedy or beam search), so their ids are
+        not checked again: that would cost a device sync for every token on a GPU.
         """
         if cache is None:
             checks.token_ids("tgt", tgt, self.tgt_embed.embeddings.vocab)
         batch, tgt_len = tgt.shape
         if memory.dim() != 3 or memory.size(0) != batch:
             raise ValueError(
-                f"memory must have shape (batch={batch}, src_len, d_model), got {tuple(memory.shape)}"
+                f"memory must have shape (batch={batch}, src_len, d_model), got "
+                f"{tuple(memory.shape)}"
             )
         start = cache.length if cache is not None else 0
         src_mask = checks.mask("src_mask", src_mask, batch, tgt_len, memory.size(1))
         if tgt_mask is not None:
-            tgt_mask = checks.mask("tgt_mask", tgt_mask, batch, tgt_len, start + tgt_len)
+            tgt_mask = checks.mask(
+                "tgt_mask", tgt_mask, batch, tgt_len, start + tgt_len
+            )
         x = self.decoder(
-            self.tgt_embed(tgt, start=start), memory, src_mask, tgt_mask,
+            self.tgt_embed(tgt, start=start),
+            memory,
+            src_mask,
+            tgt_mask,
             cache=cache.layers if cache is not None else None,
         )
         if cache is not None:
@@ -135,7 +184,9 @@ class EncoderDecoder(nn.Module):
         return x
 
     def set_fused_attention(self, enabled: bool) -> None:
-        """Use PyTorch's fused attention kernel (fast, keeps no `.attn`) or the explicit softmax."""
+        """Use PyTorch's fused attention kernel (fast, keeps no `.attn`) or the explicit
+        softmax.
+        """
         for module in self.modules():
             if isinstance(module, MultiHeadedAttention):
                 module.fused = enabled
@@ -154,41 +205,67 @@ def make_model(
     share_embeddings: bool = False,
     max_len: int = 5000,
 ) -> EncoderDecoder:
-    """Build the Transformer of the paper from its hyperparameters (base model: the defaults).
+    """Build the Transformer of the paper from its hyperparameters (base model: the
+    defaults).
 
     norm_first: pre-norm residual sublayers (True) or the paper's post-norm (False).
-    share_embeddings: one weight matrix for both embeddings and the pre-softmax projection
-    (section 3.4); needs src_vocab == tgt_vocab.
+    share_embeddings: one weight matrix for both embeddings and the pre-softmax
+    projection (section 3.4); needs src_vocab == tgt_vocab.
     """
-    for name, value in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab), ("N", N), ("d_model", d_model),
-                        ("d_ff", d_ff), ("h", h), ("max_len", max_len)):
+    for name, value in (
+        ("src_vocab", src_vocab),
+        ("tgt_vocab", tgt_vocab),
+        ("N", N),
+        ("d_model", d_model),
+        ("d_ff", d_ff),
+        ("h", h),
+        ("max_len", max_len),
+    ):
         checks.positive_int(name, value)
     checks.probability("dropout", dropout)
     if share_embeddings and src_vocab != tgt_vocab:
         raise ValueError(
-            f"share_embeddings needs one vocabulary: src_vocab ({src_vocab}) != tgt_vocab ({tgt_vocab})"
+            f"share_embeddings needs one vocabulary: src_vocab ({src_vocab}) != "
+            f"tgt_vocab ({tgt_vocab})"
         )
     config = ModelConfig(
-        src_vocab, tgt_vocab, N, d_model, d_ff, h, float(dropout), norm_first, share_embeddings, max_len
+        src_vocab,
+        tgt_vocab,
+        N,
+        d_model,
+        d_ff,
+        h,
+        float(dropout),
+        norm_first,
+        share_embeddings,
+        max_len,
     )
     c = copy.deepcopy
     attn = MultiHeadedAttention(h, d_model, dropout)
     ff = PositionwiseFeedForward(d_model, d_ff, dropout)
     position = PositionalEncoding(d_model, dropout, max_len)
     model = EncoderDecoder(
-        Encoder(EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first), N, norm_first),
-        Decoder(DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first), N, norm_first),
+        Encoder(
+            EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first), N, norm_first
+        ),
+        Decoder(
+            DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first),
+            N,
+            norm_first,
+        ),
         Embed(Embeddings(d_model, src_vocab), c(position)),
         Embed(Embeddings(d_model, tgt_vocab), c(position)),
         Generator(d_model, tgt_vocab),
         config,
     )
-    # Glorot / fan_avg initialisation of every weight matrix, as the reference implementation.
+    # Glorot / fan_avg initialisation of every weight matrix, as the reference
+    # implementation.
     for p in model.parameters():
         if p.dim() > 1:
             nn.init.xavier_uniform_(p)
     if share_embeddings:
-        shared = model.generator.proj.weight  # (vocab, d_model), the same shape as an embedding table
+        # (vocab, d_model), the same shape as an embedding table
+        shared = model.generator.proj.weight
         model.src_embed.embeddings.lut.weight = shared
         model.tgt_embed.embeddings.lut.weight = shared
     return model

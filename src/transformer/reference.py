@@ -1,4 +1,6 @@
-"""The same model in PyTorch's own `torch.nn.Transformer`: copy the weights across and compare outputs."""
+"""The same model in PyTorch's own `torch.nn.Transformer`: copy the weights across and
+compare outputs.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ def copy_attention(ours: MultiHeadedAttention, theirs: nn.MultiheadAttention) ->
     """W^Q, W^K, W^V stacked into PyTorch's `in_proj`; W^O into `out_proj`."""
     w_q, w_k, w_v, w_o = ours.linears
     with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([w_q.weight, w_k.weight, w_v.weight]))  # (3 d_model, d_model)
+        # (3 d_model, d_model)
+        theirs.in_proj_weight.copy_(torch.cat([w_q.weight, w_k.weight, w_v.weight]))
         theirs.in_proj_bias.copy_(torch.cat([w_q.bias, w_k.bias, w_v.bias]))
         theirs.out_proj.weight.copy_(w_o.weight)
         theirs.out_proj.bias.copy_(w_o.bias)
@@ -26,11 +29,19 @@ def _copy_ffn(ours: PositionwiseFeedForward, theirs: nn.Module) -> None:
 
 
 def to_torch_transformer(model: EncoderDecoder) -> nn.Transformer:
-    """A `torch.nn.Transformer` (batch first, no dropout, eval mode) holding the weights of `model`."""
+    """A `torch.nn.Transformer` (batch first, no dropout, eval mode) holding the weights
+    of `model`.
+    """
     c = model.config
     ref = nn.Transformer(
-        d_model=c.d_model, nhead=c.h, num_encoder_layers=c.N, num_decoder_layers=c.N, dim_feedforward=c.d_ff,
-        dropout=0.0, batch_first=True, norm_first=c.norm_first,
+        d_model=c.d_model,
+        nhead=c.h,
+        num_encoder_layers=c.N,
+        num_decoder_layers=c.N,
+        dim_feedforward=c.d_ff,
+        dropout=0.0,
+        batch_first=True,
+        norm_first=c.norm_first,
     ).eval()
     for ours, theirs in zip(model.encoder.layers, ref.encoder.layers):
         copy_attention(ours.self_attn, theirs.self_attn)
@@ -41,12 +52,15 @@ def to_torch_transformer(model: EncoderDecoder) -> nn.Transformer:
         copy_attention(ours.self_attn, theirs.self_attn)
         copy_attention(ours.src_attn, theirs.multihead_attn)
         _copy_ffn(ours.feed_forward, theirs)
-        for sublayer, norm in zip(ours.sublayer, (theirs.norm1, theirs.norm2, theirs.norm3)):
+        for sublayer, norm in zip(
+            ours.sublayer, (theirs.norm1, theirs.norm2, theirs.norm3)
+        ):
             norm.load_state_dict(sublayer.norm.state_dict())
     if c.norm_first:
         ref.encoder.norm.load_state_dict(model.encoder.norm.state_dict())
         ref.decoder.norm.load_state_dict(model.decoder.norm.state_dict())
-    else:  # the paper's post-norm stacks end with the last layer's own norm, no extra one
+    # the paper's post-norm stacks end with the last layer's own norm, no extra one
+    else:
         ref.encoder.norm = nn.Identity()
         ref.decoder.norm = nn.Identity()
     return ref
@@ -54,31 +68,46 @@ def to_torch_transformer(model: EncoderDecoder) -> nn.Transformer:
 
 @torch.no_grad()
 def torch_log_probs(
-    ref: nn.Transformer, model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor, pad: int = 0
+    ref: nn.Transformer,
+    model: EncoderDecoder,
+    src: torch.Tensor,
+    tgt: torch.Tensor,
+    pad: int = 0,
 ) -> torch.Tensor:
-    """Log-probabilities (batch, tgt_len, vocab) of `ref` with the embeddings and generator of `model`.
+    """Log-probabilities (batch, tgt_len, vocab) of `ref` with the embeddings and
+    generator of `model`.
 
-    PyTorch's masks say the opposite of the book's: True marks a key that may NOT be attended to.
+    PyTorch's masks say the opposite of the book's: True marks a key that may NOT be
+    attended to.
     """
     x = ref(
-        model.src_embed(src), model.tgt_embed(tgt),
+        model.src_embed(src),
+        model.tgt_embed(tgt),
         tgt_mask=nn.Transformer.generate_square_subsequent_mask(tgt.size(1)),
-        src_key_padding_mask=src == pad, tgt_key_padding_mask=tgt == pad, memory_key_padding_mask=src == pad,
+        src_key_padding_mask=src == pad,
+        tgt_key_padding_mask=tgt == pad,
+        memory_key_padding_mask=src == pad,
         tgt_is_causal=True,
     )
     return model.generator(x)
 
 
-def max_difference(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor, pad: int = 0) -> float:
-    """Largest absolute difference of log-probabilities between `model` and its `torch.nn.Transformer` twin.
+def max_difference(
+    model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor, pad: int = 0
+) -> float:
+    """Largest absolute difference of log-probabilities between `model` and its
+    `torch.nn.Transformer` twin.
 
-    Compared at non-padding target positions (PyTorch leaves rows of padded queries undefined).
+    Compared at non-padding target positions (PyTorch leaves rows of padded queries
+    undefined).
     """
     model.eval()
     ref = to_torch_transformer(model)
-    tgt_in = torch.cat([tgt.new_ones(tgt.size(0), 1), tgt[:, :-1]], dim=1)  # (batch, tgt_len): shifted right
+    # (batch, tgt_len): shifted right
+    tgt_in = torch.cat([tgt.new_ones(tgt.size(0), 1), tgt[:, :-1]], dim=1)
     src_mask = (src != pad).unsqueeze(-2)  # (batch, 1, src_len)
-    tgt_mask = (tgt_in != pad).unsqueeze(-2) & subsequent_mask(tgt_in.size(1))  # (batch, tgt_len, tgt_len)
+    # (batch, tgt_len, tgt_len)
+    tgt_mask = (tgt_in != pad).unsqueeze(-2) & subsequent_mask(tgt_in.size(1))
     with torch.no_grad():
         ours = model.generator(model(src, tgt_in, src_mask, tgt_mask))
     theirs = torch_log_probs(ref, model, src, tgt_in, pad)

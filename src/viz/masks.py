@@ -12,7 +12,9 @@ ALLOWED, MASKED = "may attend", "masked"
 
 
 def causal_mask_frame(size: int = 20) -> pd.DataFrame:
-    """One row per (query, key) pair of `subsequent_mask(size)`, with `allowed` True where key <= query."""
+    """One row per (query, key) pair of `subsequent_mask(size)`, with `allowed` True
+    where key <= query.
+    """
     mask = subsequent_mask(size)[0].numpy()  # (size, size), rows are queries
     query, key = np.indices(mask.shape)
     allowed = mask.ravel()
@@ -27,7 +29,9 @@ def causal_mask_frame(size: int = 20) -> pd.DataFrame:
 
 
 def causal_mask_chart(size: int = 20) -> alt.Chart:
-    """Heatmap of the causal mask: query position i (rows) may attend to key position j (columns) iff j <= i."""
+    """Heatmap of the causal mask: query position i (rows) may attend to key position j
+    (columns) iff j <= i.
+    """
     df = causal_mask_frame(size)
     return (
         alt.Chart(df)
@@ -46,5 +50,7 @@ def causal_mask_chart(size: int = 20) -> alt.Chart:
                 alt.Tooltip("mask:N", title="mask"),
             ],
         )
-        .properties(width=450, height=450, title=f"Causal mask: subsequent_mask({size})")
+        .properties(
+            width=450, height=450, title=f"Causal mask: subsequent_mask({size})"
+        )
     )

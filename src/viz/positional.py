@@ -14,7 +14,9 @@ from src.transformer.embeddings import PositionalEncoding
 
 
 def positional_encoding_table(d_model: int = 64, max_len: int = 100) -> np.ndarray:
-    """What `PositionalEncoding` adds to an all-zero input: the (max_len, d_model) table PE(pos, dim)."""
+    """What `PositionalEncoding` adds to an all-zero input: the (max_len, d_model) table
+    PE(pos, dim).
+    """
     pe = PositionalEncoding(d_model, dropout=0.0, max_len=max_len).eval()
     with torch.no_grad():
         return pe(torch.zeros(1, max_len, d_model))[0].numpy()  # (max_len, d_model)
@@ -23,15 +25,20 @@ def positional_encoding_table(d_model: int = 64, max_len: int = 100) -> np.ndarr
 def positional_encoding_frame(
     d_model: int = 64, max_len: int = 100, dims: Sequence[int] = (4, 5, 6, 7)
 ) -> pd.DataFrame:
-    """Long table of PE(pos, dim) for the chosen dimensions: columns position, dim, dimension, value."""
+    """Long table of PE(pos, dim) for the chosen dimensions: columns position, dim,
+    dimension, value.
+    """
     dims = [checks.non_negative_int("dim", d) for d in dims]
     if not dims:
         raise ValueError("dims must name at least one dimension")
     if max(dims) >= d_model:
-        raise ValueError(f"dims must be in [0, {d_model - 1}] for d_model={d_model}, got {max(dims)}")
+        raise ValueError(
+            f"dims must be in [0, {d_model - 1}] for d_model={d_model}, got {max(dims)}"
+        )
     table = positional_encoding_table(d_model, max_len)[:, dims]  # (max_len, len(dims))
     dim = np.tile(dims, max_len)
-    labels = np.array([f"dim {d} ({'sin' if d % 2 == 0 else 'cos'})" for d in dims])  # one label per dimension
+    # one label per dimension
+    labels = np.array([f"dim {d} ({'sin' if d % 2 == 0 else 'cos'})" for d in dims])
     return pd.DataFrame(
         {
             "position": np.repeat(np.arange(max_len), len(dims)),
@@ -42,8 +49,12 @@ def positional_encoding_frame(
     )
 
 
-def positional_encoding_chart(d_model: int = 64, max_len: int = 100, dims: Sequence[int] = (4, 5, 6, 7)) -> alt.Chart:
-    """PE(pos, dim) against position for a few dimensions: sines (even) and cosines (odd) of falling frequency."""
+def positional_encoding_chart(
+    d_model: int = 64, max_len: int = 100, dims: Sequence[int] = (4, 5, 6, 7)
+) -> alt.Chart:
+    """PE(pos, dim) against position for a few dimensions: sines (even) and cosines
+    (odd) of falling frequency.
+    """
     df = positional_encoding_frame(d_model, max_len, dims)
     order = list(dict.fromkeys(df["dimension"]))
     pick = alt.selection_point(fields=["dimension"], bind="legend")
@@ -62,17 +73,22 @@ def positional_encoding_chart(d_model: int = 64, max_len: int = 100, dims: Seque
             ],
         )
         .add_params(pick)
-        .properties(width=420, height=260, title=f"Positional encoding, d_model = {d_model} (click the legend)")
+        .properties(
+            width=420,
+            height=260,
+            title=f"Positional encoding, d_model = {d_model} (click the legend)",
+        )
     )
 
 
 def positional_encoding_heatmap(d_model: int = 64, max_len: int = 100) -> alt.Chart:
     """Every PE(pos, dim) as a heatmap: positions across, dimensions down.
 
-    The data is kept wide (one row per position) and folded to long form by Vega-Lite, so the page
-    carries max_len rows rather than max_len * d_model.
+    The data is kept wide (one row per position) and folded to long form by Vega-Lite,
+    so the page carries max_len rows rather than max_len * d_model.
     """
-    table = positional_encoding_table(d_model, max_len).astype(np.float64).round(5)  # (max_len, d_model)
+    # (max_len, d_model)
+    table = positional_encoding_table(d_model, max_len).astype(np.float64).round(5)
     columns = [str(d) for d in range(d_model)]
     df = pd.DataFrame(table, columns=columns)
     df.insert(0, "position", np.arange(max_len))
@@ -86,19 +102,33 @@ def positional_encoding_heatmap(d_model: int = 64, max_len: int = 100) -> alt.Ch
             x=alt.X(
                 "position:O",
                 title="Position pos",
-                axis=alt.Axis(labelAngle=0, ticks=False, labelExpr=f"datum.value % {every} === 0 ? datum.label : ''"),
+                axis=alt.Axis(
+                    labelAngle=0,
+                    ticks=False,
+                    labelExpr=f"datum.value % {every} === 0 ? datum.label : ''",
+                ),
             ),
             y=alt.Y(
                 "dim:O",
                 title="Dimension",
-                axis=alt.Axis(ticks=False, labelExpr="datum.value % 8 === 0 ? datum.label : ''"),
+                axis=alt.Axis(
+                    ticks=False, labelExpr="datum.value % 8 === 0 ? datum.label : ''"
+                ),
             ),
-            color=alt.Color("value:Q", title="PE value", scale=alt.Scale(scheme="blueorange", domain=[-1, 1])),
+            color=alt.Color(
+                "value:Q",
+                title="PE value",
+                scale=alt.Scale(scheme="blueorange", domain=[-1, 1]),
+            ),
             tooltip=[
                 alt.Tooltip("position:O", title="position"),
                 alt.Tooltip("dim:O", title="dimension"),
                 alt.Tooltip("value:Q", title="PE", format=".4f"),
             ],
         )
-        .properties(width=560, height=320, title=f"Positional encoding table, d_model = {d_model}")
+        .properties(
+            width=560,
+            height=320,
+            title=f"Positional encoding table, d_model = {d_model}",
+        )
     )

@@ -11,7 +11,11 @@ import pandas as pd
 from src import checks
 from src.shared.lr_scheduler import rate
 
-DEFAULT_CONFIGS: tuple[tuple[int, float, int], ...] = ((512, 1, 4000), (512, 1, 8000), (256, 1, 4000))
+DEFAULT_CONFIGS: tuple[tuple[int, float, int], ...] = (
+    (512, 1, 4000),
+    (512, 1, 8000),
+    (256, 1, 4000),
+)
 
 
 def schedule_label(model_size: int, factor: float, warmup: int) -> str:
@@ -21,24 +25,39 @@ def schedule_label(model_size: int, factor: float, warmup: int) -> str:
 
 
 def lr_schedule_frame(
-    configs: Sequence[tuple[int, float, int]] = DEFAULT_CONFIGS, steps: int = 20000, points: int = 200
+    configs: Sequence[tuple[int, float, int]] = DEFAULT_CONFIGS,
+    steps: int = 20000,
+    points: int = 200,
 ) -> pd.DataFrame:
-    """`rate(step, d_model, factor, warmup)` at `points` steps in [1, steps] plus each warm-up step (the peak).
+    """`rate(step, d_model, factor, warmup)` at `points` steps in [1, steps] plus each
+    warm-up step (the peak).
 
-    Sampling keeps the page small; each warm-up step is included so the peak is drawn exactly.
+    Sampling keeps the page small; each warm-up step is included so the peak is drawn
+    exactly.
     """
     steps = checks.positive_int("steps", steps)
     points = checks.positive_int("points", points)
     if not configs:
-        raise ValueError("configs must hold at least one (d_model, factor, warmup) setting")
+        raise ValueError(
+            "configs must hold at least one (d_model, factor, warmup) setting"
+        )
     warmups = [w for _, _, w in configs if w <= steps]
-    grid = np.unique(np.concatenate([np.linspace(1, steps, points).round(), warmups]).astype(np.int64))
+    grid = np.unique(
+        np.concatenate([np.linspace(1, steps, points).round(), warmups]).astype(
+            np.int64
+        )
+    )
     frames = [
         pd.DataFrame(
             {
                 "step": grid,
-                # `rate` is the scalar function the optimizer uses: the chart shows that code, not a copy.
-                "lr": np.fromiter((rate(int(s), d, f, w) for s in grid), dtype=np.float64, count=len(grid)),
+                # `rate` is the scalar function the optimizer uses: the chart shows that
+                # code, not a copy.
+                "lr": np.fromiter(
+                    (rate(int(s), d, f, w) for s in grid),
+                    dtype=np.float64,
+                    count=len(grid),
+                ),
                 "config": schedule_label(d, f, w),
                 "peak": grid == w,
             }
@@ -49,9 +68,13 @@ def lr_schedule_frame(
 
 
 def lr_schedule_chart(
-    configs: Sequence[tuple[int, float, int]] = DEFAULT_CONFIGS, steps: int = 20000, points: int = 200
+    configs: Sequence[tuple[int, float, int]] = DEFAULT_CONFIGS,
+    steps: int = 20000,
+    points: int = 200,
 ) -> alt.LayerChart:
-    """Learning rate against training step for each (d_model, factor, warmup): linear warm-up, then step^-0.5 decay."""
+    """Learning rate against training step for each (d_model, factor, warmup): linear
+    warm-up, then step^-0.5 decay.
+    """
     df = lr_schedule_frame(configs, steps, points)
     order = list(dict.fromkeys(df["config"]))
     tooltip = [
@@ -62,11 +85,18 @@ def lr_schedule_chart(
     base = alt.Chart(df).encode(
         x=alt.X("step:Q", title="Training step"),
         y=alt.Y("lr:Q", title="Learning rate", axis=alt.Axis(format=".1e")),
-        color=alt.Color("config:N", title="Setting", sort=order, legend=alt.Legend(orient="top-right")),
+        color=alt.Color(
+            "config:N",
+            title="Setting",
+            sort=order,
+            legend=alt.Legend(orient="top-right"),
+        ),
         tooltip=tooltip,
     )
     line = base.mark_line()
     peaks = base.transform_filter(alt.datum.peak).mark_point(filled=True, size=60)
     return (line + peaks).properties(
-        width=560, height=300, title="Learning-rate schedule, equation (3): peaks at step = warmup"
+        width=560,
+        height=300,
+        title="Learning-rate schedule, equation (3): peaks at step = warmup",
     )
