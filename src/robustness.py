@@ -135,6 +135,7 @@ def run_numbers(lang: str, seed: int) -> dict:
     score = translator.evaluate(task.pairs("test"))["exact_match"]
     return {
         "exact_match": score,
+        "epochs": len(translator.history.epochs),
         "seconds": round(seconds, 1),
         "passed": score >= TARGET_EXACT_MATCH,
     }
@@ -252,7 +253,7 @@ def _describe(r: dict) -> str:
     head = f"{r['task']:>4} seed {r['seed']} {r['path']:>10} x{r['threads']}"
     if "error" in r:
         return f"{head}: FAILED TO RUN: {r['error']}"
-    extra = f", stopped after {r['epochs']} epochs" if r["task"] == "copy" else ""
+    extra = f", stopped after {r['epochs']} epochs"
     return (
         f"{head}: exact match {r['exact_match']:.3f}{extra}, {r['seconds']} s "
         f"{'ok' if r['passed'] else 'MISSED'}"

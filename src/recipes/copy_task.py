@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src import checks
 from src.data.copy_task import (
     BOS,
     PAD,
@@ -17,7 +16,7 @@ from src.data.copy_task import (
     held_out_sequences,
     valid_sequences,
 )
-from src.recipes.targets import TargetMissed, reproduce_command
+from src.recipes.targets import TargetMissed, UntilExact, reproduce_command
 from src.shared.checkpoint import Checkpoint, cached_model
 from src.shared.history import History
 from src.shared.training import train
@@ -56,36 +55,14 @@ def copy_training_config() -> dict:
     }
 
 
-class UntilCopied:
-    """The stopping rule: true once `patience` epochs in a row copy every `valid`
-    sequence exactly.
-
-    Called by `train` after each epoch, it adds the epoch's `valid_exact_match` to its
-    history row.
-    With `patience=None` it only measures, and training runs its full budget of epochs.
+class UntilCopied(UntilExact):
+    """`UntilExact` for the copy task: stop once `patience` epochs in a row copy every
+    `valid` sequence exactly.
     """
 
     def __init__(self, valid: torch.Tensor, patience: int | None) -> None:
+        super().__init__(lambda model: exact_match(model, valid), 1.0, patience)
         self.valid = valid
-        self.patience = (
-            None if patience is None else checks.positive_int("patience", patience)
-        )
-
-    def __call__(self, model: nn.Module, history: History) -> bool:
-        history.epochs[-1]["valid_exact_match"] = exact_match(model, self.valid)
-        return self.patience is not None and self.streak(history) >= self.patience
-
-    @staticmethod
-    def streak(history: History) -> int:
-        """Epochs in a row, up to the last, that copied every validation sequence (a
-        resumed run counts on).
-        """
-        n = 0
-        for row in reversed(history.epochs):
-            if row.get("valid_exact_match") != 1.0:
-                break
-            n += 1
-        return n
 
 
 def train_copy_model(

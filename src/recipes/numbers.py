@@ -24,10 +24,11 @@ def number_settings(lang: str = "fr"):
     """The book's model and schedule for English -> `lang`: the same model code, only
     the target tokenizer differs.
 
-    Measured on a 2-core CPU (one thread, other jobs running): four epochs over 40 000
-    pairs, 1252 steps, 85-110 s; test exact match 0.999 for French with seeds 0, 1, 2,
-    and 1.0 for German with seeds 0, 1. Three epochs are faster but less robust (French
-    0.969-0.998 over seeds).
+    A fixed number of epochs is not steady: greedy exact match moves by a percent or
+    more from one epoch to the next, and where a run ends depends on the seed and on the
+    CPU's float rounding. So training stops after two epochs in a row with at most 2
+    errors in the 500 validation pairs (exact match 0.996), at most `epochs` epochs;
+    `make robustness` checks the test target over seeds and kernel paths.
     """
     if lang not in ("fr", "de"):
         raise ValueError(f"lang must be 'fr' or 'de', got {lang!r}")
@@ -40,12 +41,14 @@ def number_settings(lang: str = "fr"):
         d_ff=256,
         h=4,
         dropout=0.0,
-        epochs=5,
+        epochs=12,
         batch_size=128,
         warmup=400,
         factor=0.3,
         smoothing=0.0,
         seed=0,
+        patience=2,
+        valid_target=0.996,
     )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from src import checks
 from src.data.metrics import score
@@ -27,6 +28,7 @@ from src.data.tokenizer import (
     WordTokenizer,
     tokenizer_from_dict,
 )
+from src.recipes.targets import UntilExact
 from src.shared import distributed
 from src.shared.checkpoint import Checkpoint
 from src.shared.history import History
@@ -62,6 +64,10 @@ class TranslationSettings:
     smoothing: float = 0.0
     max_len: int | None = None  # drop longer training pairs
     seed: int = 0
+    # stop after `patience` epochs in a row whose greedy exact match on the validation
+    # pairs reaches `valid_target`; `epochs` is then a cap (0: train every epoch)
+    patience: int = 0
+    valid_target: float = 1.0
 
     def __post_init__(self) -> None:
         for side in ("src_tokenizer", "tgt_tokenizer"):
@@ -85,6 +91,9 @@ class TranslationSettings:
         checks.probability("dropout", self.dropout)
         checks.probability("smoothing", self.smoothing)
         checks.positive_float("factor", self.factor)
+        checks.non_negative_int("patience", self.patience)
+        if not 0.0 < self.valid_target <= 1.0:
+            raise ValueError(f"valid_target must be in (0, 1], got {self.valid_target}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -228,7 +237,8 @@ def train_translation(
     checkpoint: Checkpointing | None = None,
 ) -> Translator:
     """Build tokenizers on `train_pairs`, then train a model from `settings.seed`;
-    deterministic on CPU.
+    deterministic on CPU. With `settings.patience`, training stops early by the
+    validation pairs' greedy exact match (`UntilExact`).
 
     `ctx` (a `src.shared.distributed.DistContext`) trains data-parallel: each process
     takes a slice of every batch. `checkpoint` writes training states and resumes from
@@ -267,6 +277,15 @@ def train_translation(
         dropout=s.dropout,
         share_embeddings=s.share_vocab,
     )
+    until = None
+    if s.patience and valid_pairs:
+
+        def valid_exact_match(core: nn.Module) -> float:
+            return Translator(core, src_tok, tgt_tok).evaluate(valid_pairs)[
+                "exact_match"
+            ]
+
+        until = UntilExact(valid_exact_match, s.valid_target, s.patience)
     trained = distributed.wrap(model, ctx)
     batches = distributed.sharded(
         EpochBatches(examples, s.batch_size, s.max_tokens, seed=s.seed), ctx
@@ -282,6 +301,7 @@ def train_translation(
         factor=s.factor,
         warmup=s.warmup,
         accum_iter=s.accum_iter,
+        until=until,
         progress=progress if ctx.is_main else False,
         checkpoint=checkpoint,
     )
