@@ -45,37 +45,27 @@ def attention(
 
 
 class MultiHeadedAttention(nn.Module):
-    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O, with h parallel heads of
-    size d_k = d_model / h.
+    """MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O, heads of d_k = d_model / h.
 
-    After each forward pass `.attn` holds the attention weights, shape (batch, h,
-    queries, keys), unless `fused` is set: then the pass runs PyTorch's fused kernel and
-    `.attn` is None.
+    After a forward pass `.attn` holds the weights (batch, h, queries, keys), unless
+    `fused` is set: then PyTorch's fused kernel runs and `.attn` is None.
     """
 
     def __init__(self, h: int, d_model: int, dropout: float = 0.1) -> None:
         super().__init__()
-        h = checks.positive_int("h", h)
-        d_model = checks.positive_int("d_model", d_model)
         if d_model % h != 0:
-            raise ValueError(
-                f"d_model ({d_model}) must be divisible by the number of heads h ({h})"
-            )
-        self.d_k = d_model // h
-        self.h = h
-        # W^Q, W^K, W^V, W^O
+            raise ValueError(f"d_model ({d_model}) must be divisible by h ({h})")
+        self.d_k, self.h = d_model // h, h
+        # W^Q, W^K, W^V and W^O
         self.linears = nn.ModuleList([nn.Linear(d_model, d_model) for _ in range(4)])
-        self.dropout = nn.Dropout(p=checks.probability("dropout", dropout))
+        self.dropout = nn.Dropout(p=dropout)
         self.attn: torch.Tensor | None = None
         self.fused = False
 
     def split_heads(self, x: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-        """Project x (batch, seq, d_model) and split it into heads: (batch, h, seq,
-        d_k).
-        """
-        batch = x.size(0)
-        # (batch, h, seq, d_k)
-        return linear(x).view(batch, -1, self.h, self.d_k).transpose(1, 2)
+        """Project x (batch, seq, d_model), split into heads: (batch, h, seq, d_k)."""
+        x = linear(x).view(x.size(0), -1, self.h, self.d_k)  # (batch, seq, h, d_k)
+        return x.transpose(1, 2)  # (batch, h, seq, d_k)
 
     def forward(
         self,
@@ -86,42 +76,48 @@ class MultiHeadedAttention(nn.Module):
         cache: dict[str, torch.Tensor] | None = None,
         static_kv: bool = False,
     ) -> torch.Tensor:
-        """Attend from `query` (batch, queries, d_model) to `key`/`value` (batch, keys,
-        d_model).
-
-        `mask` broadcasts to (batch, queries, keys); True (or 1) marks the keys a query
-        may see.
-        With a `cache` dict, projected keys and values are kept across calls: appended
-        to for self-attention, computed once and reused when `static_kv` (attention to
-        the encoder).
+        """Attend from query (batch, queries, d_model) to key and value (batch, keys,
+        d_model). `mask` broadcasts to (batch, queries, keys), True where a query may
+        look; `cache` and `static_kv` serve step-by-step decoding (`keys_and_values`).
         """
-        batch = query.size(0)
-        w_q, w_k, w_v, w_o = self.linears
+        w_q, w_o = self.linears[0], self.linears[3]
         q = self.split_heads(query, w_q)  # (batch, h, queries, d_k)
-        if cache is not None and static_kv and "k" in cache:
-            # the encoder's keys and values, projected at the first step
-            k, v = cache["k"], cache["v"]
-        else:
-            # each (batch, h, keys, d_k)
-            k, v = self.split_heads(key, w_k), self.split_heads(value, w_v)
-            if cache is not None and not static_kv and "k" in cache:
-                k = torch.cat([cache["k"], k], dim=2)  # (batch, h, cached + keys, d_k)
-                v = torch.cat([cache["v"], v], dim=2)
-        if cache is not None:
-            cache["k"], cache["v"] = k, v
-
-        if mask is not None:
-            # (batch|1, 1, queries|1, keys)
-            mask = checks.mask("mask", mask, batch, q.size(2), k.size(2)).unsqueeze(1)
-
+        # each (batch, h, keys, d_k)
+        k, v = keys_and_values(self, key, value, cache, static_kv)
+        if mask is not None:  # one mask for all heads: (batch|1, 1, queries|1, keys)
+            mask = checks.mask("mask", mask, q.size(0), q.size(2), k.size(2))
+            mask = mask.unsqueeze(1)
         if self.fused:
             p = self.dropout.p if self.training else 0.0
             x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
             self.attn = None
         else:
-            # (batch, h, queries, d_k)
             x, self.attn = attention(q, k, v, mask=mask, dropout=self.dropout)
-
-        # (batch, queries, d_model)
-        x = x.transpose(1, 2).reshape(batch, -1, self.h * self.d_k)
+        x = x.transpose(1, 2)  # (batch, queries, h, d_k)
+        x = x.reshape(x.size(0), -1, self.h * self.d_k)  # (batch, queries, d_model)
         return w_o(x)
+
+
+def keys_and_values(
+    attn: MultiHeadedAttention,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    cache: dict[str, torch.Tensor] | None,
+    static_kv: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys and values projected into heads, (batch, h, keys, d_k), through `cache`.
+
+    Without a cache: projected from `key` and `value`. With one, attention to the
+    encoder (`static_kv`) projects them at the first step and reuses them afterwards;
+    self-attention projects only the new positions and appends them to those before.
+    """
+    if cache is not None and static_kv and "k" in cache:
+        return cache["k"], cache["v"]
+    k = attn.split_heads(key, attn.linears[1])  # (batch, h, keys, d_k)
+    v = attn.split_heads(value, attn.linears[2])
+    if cache is not None and not static_kv and "k" in cache:
+        k = torch.cat([cache["k"], k], dim=2)  # (batch, h, cached + keys, d_k)
+        v = torch.cat([cache["v"], v], dim=2)
+    if cache is not None:
+        cache["k"], cache["v"] = k, v
+    return k, v
