@@ -124,6 +124,8 @@ class PageReport:
     cdn_charts: int = 0
     math: int = 0
     math_typeset: int = 0
+    listings: int = 0
+    scrolled_listings: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         out = []
@@ -141,6 +143,8 @@ class PageReport:
             out.append(f"chart(s) wider than the page's text column, cut off or scrolled: {self.clipped}")
         if self.cdn_charts:
             out.append(f"{self.cdn_charts} Altair chart(s) left as CDN-loading HTML (missed by vegalite_offline)")
+        if self.scrolled_listings:
+            out.append(f"code listing(s) that scroll sideways at 1280 px: {self.scrolled_listings}")
         if self.math_typeset != self.math:
             out.append(f"{self.math - self.math_typeset} of {self.math} equation(s) not typeset by MathJax")
         return out
@@ -189,6 +193,14 @@ CHART_STATE_JS = """() => {
     cdn: document.querySelectorAll('div[id^="altair-viz-"]').length,
   };
 }"""
+
+# A listing of `show_source` (src.listings) wider than its column: the reader has to scroll it.
+LISTINGS_JS = """() => [...document.querySelectorAll('div.src-listing')].map(l => {
+  const pre = l.querySelector('pre');
+  const caption = l.querySelector('.src-listing-caption');
+  return {caption: caption ? caption.textContent : '(no caption)',
+          overflow: pre ? pre.scrollWidth - pre.clientWidth : 0};
+})"""
 
 CHARTS_SETTLED_JS = """() => [...document.querySelectorAll('div.vegalite-offline')]
   .every(c => c.dataset.vegaliteStatus === 'rendered' || c.dataset.vegaliteStatus === 'error')"""
@@ -245,6 +257,9 @@ def check_page(browser, base_url: str, path: str, screenshots: Path | None = Non
         report.chart_errors, report.cdn_charts = charts["errors"], charts["cdn"]
         report.missing_widgets = charts["missingWidgets"]
         report.clipped = charts["clipped"]
+        listings = page.evaluate(LISTINGS_JS)
+        report.listings = len(listings)
+        report.scrolled_listings = [f"{x['caption']}: {x['overflow']} px" for x in listings if x["overflow"] > 1]
         math = page.evaluate(MATH_STATE_JS)
         report.math, report.math_typeset = math["math"], math["typeset"]
         page.wait_for_timeout(SETTLE_MS)  # let late requests (fonts, lazy scripts) show up
@@ -290,3 +305,29 @@ def test_charts_are_found_by_the_check(site: Path) -> None:
         if (site / path).is_file() and "vegalite-offline" in (site / path).read_text(encoding="utf-8"):
             total += 1
     assert total > 0, "no page of the site has an offline chart container: did vegalite_offline run?"
+
+
+def test_listings_are_found_by_the_check(site: Path) -> None:
+    """Every chapter that calls show_source has captioned listings on its built page."""
+    missing = []
+    for path in PAGES:
+        source = ROOT / Path(path).with_suffix(".md")
+        if source.is_file() and "show_source(" in source.read_text(encoding="utf-8"):
+            if 'class="src-listing"' not in (site / path).read_text(encoding="utf-8"):
+                missing.append(path)
+    assert not missing, f"pages whose chapter calls show_source but that show no listing: {missing}"
+
+
+def test_the_listing_check_sees_a_listing_that_scrolls(browser) -> None:
+    """The scroll check can fail: a listing wider than its column is reported."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.set_content(
+            '<div style="width: 600px"><div class="src-listing"><p class="src-listing-caption">'
+            'src/x.py, lines 1\u20131</p><div class="highlight"><pre style="overflow: auto">'
+            + "x = 1  # " + "y" * 200 + "</pre></div></div></div>"
+        )
+        listings = page.evaluate(LISTINGS_JS)
+    finally:
+        page.close()
+    assert len(listings) == 1 and listings[0]["overflow"] > 1, listings

@@ -1,0 +1,52 @@
+"""Show the code of `src` in a chapter; the book never pastes a copy that drifts."""
+
+from __future__ import annotations
+
+import html
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
+
+ROOT = (
+    Path(__file__).resolve().parents[1]
+)  # the repository: captions name files from it
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The source of an object of `src` and where it is: its file and lines."""
+
+    code: str
+    path: str
+    first: int
+    last: int
+
+    @property
+    def caption(self) -> str:
+        return f"{self.path}, lines {self.first}\u2013{self.last}"
+
+    def _repr_html_(self) -> str:
+        code = highlight(
+            self.code, PythonLexer(), HtmlFormatter()
+        )  # the site's CSS colours it
+        return (
+            f'<div class="src-listing"><p class="src-listing-caption" '
+            f'style="font-size: 0.85em; opacity: 0.8; margin-bottom: 0.3em">'
+            f"<code>{html.escape(self.path)}</code>, "
+            f"lines {self.first}\u2013{self.last}</p>{code}</div>"
+        )
+
+    def __repr__(self) -> str:
+        return f"# {self.caption}\n{self.code}"
+
+
+def show_source(obj: object) -> Listing:
+    """The source of a function, class or module of `src`, with its file and lines."""
+    lines, first = inspect.getsourcelines(obj)
+    path = Path(inspect.getsourcefile(obj)).resolve().relative_to(ROOT).as_posix()
+    first = max(first, 1)  # a module starts at line 0
+    return Listing("".join(lines), path, first, first + len(lines) - 1)
