@@ -23,7 +23,10 @@ ALLOWED = {
     "src.shared.lr_scheduler": set(),
     "src.data": {"src.shared.batch"},  # tasks, tokenizers, corpora, metrics: they produce batches
     "src.shared.checkpoint": {"src.transformer"},
-    "src.shared.resume": {"src.shared.batch", "src.shared.history", "src.shared.checkpoint"},
+    "src.shared.callbacks": {"src.shared.batch", "src.shared.history"},
+    "src.shared.resume": {
+        "src.shared.batch", "src.shared.history", "src.shared.checkpoint", "src.shared.callbacks",
+    },
     "src.shared.training": {"src.shared", "src.transformer"},
     "src.shared.distributed": {"src.shared.batch", "src.shared.history"},
     "src.recipes": {"src.data", "src.shared", "src.transformer"},

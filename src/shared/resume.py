@@ -22,6 +22,7 @@ from torch import nn
 
 from src import checks
 from src.shared.batch import Batch
+from src.shared.callbacks import Callback, Run
 from src.shared.checkpoint import load_training_state, save_training_state
 from src.shared.history import History, TrainState
 
@@ -128,21 +129,11 @@ class Resumed:
     totals: tuple[float, int] = (0.0, 0)
     rng: dict | None = None
 
-    def start_of(self, epoch: int) -> tuple[int, tuple[float, int]]:
-        """Batches of `epoch` already done and their (summed loss, tokens); restores the
-        random state to go on.
-        """
-        if epoch != self.first_epoch:
-            return 0, (0.0, 0)
-        if self.rng is not None:
-            set_rng_state(self.rng)
-        return self.skip, self.totals
-
 
 @dataclass
-class Checkpointing:
+class Checkpointing(Callback):
     """Training-state checkpoints for `train`: where to write them, how often, and
-    whether to resume from one.
+    whether to resume from one. A `Callback`: pass it to `train` as `checkpoint`.
 
     A run killed and resumed ends bit-identical to one that was not. A state is written
     every `every` optimizer steps (0: none inside an epoch) and at the end of every
@@ -161,6 +152,38 @@ class Checkpointing:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
         checks.non_negative_int("every", self.every)
+        self.resumed: Resumed | None = None  # what `on_train_start` read back
+        self.epoch_start: dict | None = None  # data state at the start of the epoch
+
+    def on_train_start(self, run: Run) -> None:
+        if self.resume:
+            r = self.restore(
+                run.core, run.optimizer, run.scheduler, run.batches, run.epochs
+            )
+            run.state, run.history, run.epoch = r.state, r.history, r.first_epoch
+            self.resumed = r
+        self.epoch_start = data_state(run.batches)
+
+    def on_epoch_start(self, run: Run) -> None:
+        r = self.resumed
+        if r is not None and run.epoch == r.first_epoch:  # go on inside this epoch
+            run.start = (r.skip, *r.totals)
+            if r.rng is not None:
+                set_rng_state(r.rng)
+
+    def on_update(self, run: Run, done: int, totals: tuple[float, int]) -> None:
+        if self.due(run.state.step):  # a state inside the epoch
+            self.save(
+                run.core, run.optimizer, run.scheduler, run.state, run.history,
+                epoch=run.epoch, batch=done, totals=totals, data=self.epoch_start,
+            )  # fmt: skip
+
+    def on_epoch_end(self, run: Run) -> None:
+        self.epoch_start = data_state(run.batches)  # the next epoch draws from here
+        self.save(
+            run.core, run.optimizer, run.scheduler, run.state, run.history,
+            epoch=run.epoch, data=self.epoch_start,
+        )  # fmt: skip
 
     def due(self, step: int) -> bool:
         """Whether to write a state after optimizer step `step`, inside an epoch."""
