@@ -2,9 +2,9 @@
 on from it bit-identically.
 
 A state holds the model, the optimizer, the schedule, `TrainState`, the `History` so
-far, every random state and the place inside the epoch. `Checkpointing` says where and
-how often to write it; `Checkpointing.restore` reads it back into a fresh model and
-optimizer and returns a `Resumed`, which tells `train` where to start;
+far, every random state and the place inside the epoch. `Checkpointing`, a callback of
+`train`, says where and how often to write it; `Checkpointing.restore` reads it back
+into a fresh model and optimizer and returns a `Resumed` (where to go on), and
 `Checkpointing.save` writes one.
 """
 
