@@ -35,18 +35,18 @@ lock:
 
 # The site, into _build/html. Chapters run with cached execution (_build/.jupyter_cache): one runs
 # again only when its code changes. What a chapter prints and draws also depends on the code of src/
-# it calls, which that cache does not see: when src/ has changed since the last build, every chapter
-# runs again (trained models stay in _build/.model_cache, keyed by the training code). A cell that
-# raises or any Sphinx warning fails the build; --keep-going reports every warning first.
-SRC_HASH = $(shell find src -name '*.py' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
-
+# it calls, which that cache does not see: when src/ has changed since the last build (the
+# fingerprint of src.shared.fingerprint, which also keys the trained models in _build/.model_cache
+# by the code they run), every chapter runs again. A cell that raises or any Sphinx warning fails
+# the build; --keep-going reports every warning first.
 book: $(STAMP)
-	@if [ -d _build/.jupyter_cache ] && [ "$$(cat _build/.src-hash 2>/dev/null)" != "$(SRC_HASH)" ]; then \
+	@hash=$$($(PY) -m src.shared.fingerprint); \
+	if [ -d _build/.jupyter_cache ] && [ "$$(cat _build/.src-hash 2>/dev/null)" != "$$hash" ]; then \
 	  echo "src/ changed since the last build: every chapter runs again"; \
 	  rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute; \
 	fi
 	$(VENV)/bin/jupyter-book build . --path-output . -W -n --keep-going
-	echo "$(SRC_HASH)" > _build/.src-hash
+	$(PY) -m src.shared.fingerprint > _build/.src-hash
 
 # Unit tests, every chapter executed by nbmake (tests/test_chapters.py), the built site in Chromium
 # (tests/test_site.py, which runs `make book` first when _build/html is missing).

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from src.shared.fingerprint import TRAINING, fingerprint
 from src.transformer.model import EncoderDecoder, ModelConfig, make_model
 
 FORMAT = "annotated-transformer-checkpoint"
@@ -345,38 +346,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or _ROOT / "_build" / ".model_cache")
 
 
-# The code that decides what a trained model computes: a change here makes cached models
-# stale.
-TRAINING_CODE = (
-    "transformer/attention.py",
-    "transformer/embeddings.py",
-    "transformer/layers.py",
-    "transformer/model.py",
-    "shared/training.py",
-    "shared/loss.py",
-    "shared/lr_scheduler.py",
-    "shared/batch.py",
-    "shared/history.py",
-    "data/tokenizer.py",
-    "data/parallel.py",
-    "data/numbers.py",
-    "data/copy_task.py",
-    "recipes/copy_task.py",
-    "recipes/numbers.py",
-    "recipes/translation.py",
-)
-
-
 def code_fingerprint() -> str:
     """A hash of the code that builds, trains and feeds models, so a changed model is
-    never read from the cache.
+    never read from the cache (`src.shared.fingerprint`).
     """
-    h = hashlib.sha256()
-    for name in TRAINING_CODE:
-        f = _ROOT / "src" / name
-        h.update(name.encode())
-        h.update(f.read_bytes() if f.is_file() else b"")
-    return h.hexdigest()
+    return fingerprint(TRAINING)
 
 
 def settings_key(name: str, settings: dict) -> str:
