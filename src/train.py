@@ -87,6 +87,16 @@ _rate = _argument(float, checks.probability)
 _positive_float = _argument(float, checks.positive_float)
 
 
+def _share(name: str, value: float) -> float:
+    """`value` if it is a share in (0, 1], else raise naming `name`."""
+    if not 0.0 < checks.positive_float(name, value) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+    return value
+
+
+_share_arg = _argument(float, _share)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", type=Path, help="checkpoint to write (default runs/<task>.pt)"
@@ -160,6 +170,19 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--factor", type=_positive_float, default=d["factor"])
     p.add_argument("--smoothing", type=_rate, default=d["smoothing"])
     p.add_argument("--bpe-vocab", type=_positive_int, default=d["bpe_vocab"])
+    p.add_argument(
+        "--patience",
+        type=_non_negative_int,
+        default=d.get("patience") or 0,
+        help="stop after this many epochs in a row whose greedy exact match on the "
+        "validation pairs reaches --valid-target (--epochs is then a cap); 0: never",
+    )
+    p.add_argument(
+        "--valid-target",
+        type=_share_arg,
+        default=d.get("valid_target") or 1.0,
+        help="validation exact match that counts toward --patience",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,6 +451,8 @@ def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
         seed=args.seed,
         accum_iter=args.accum_iter,
         share_vocab=bool(getattr(args, "share_vocab", False)),
+        patience=args.patience,
+        valid_target=args.valid_target,
     )
 
 

@@ -38,7 +38,8 @@ MODEL_BAD = [
     ["--layers", "0"], ["-N", "two"], ["--d-model", "0"], ["--d-ff", "-1"], ["--heads", "0"],
     ["--dropout", "1.5"], ["--epochs", "0"], ["--batch-size", "0"], ["--max-tokens", "0"], ["--accum", "0"],
     ["--warmup", "0"], ["--factor", "0"], ["--smoothing", "-0.1"], ["--bpe-vocab", "0"],
-    ["--d-model", "130", "--heads", "4"],
+    ["--d-model", "130", "--heads", "4"], ["--patience", "-1"], ["--valid-target", "0"],
+    ["--valid-target", "1.5"],
 ]
 BAD_BY_TASK = {
     "copy": [*COMMON_BAD, ["--epochs", "0"], ["--epochs", "three"], ["--batches", "0"], ["--batch-size", "-4"],
