@@ -47,10 +47,15 @@ from pathlib import Path
 import torch
 
 from src import checks
-from src.data.copy_task import PAD, copy_batches, valid_sequences
+from src.data.copy_task import PAD, valid_sequences
 from src.data.numbers import NumbersTask
 from src.data.parallel import load_split
-from src.recipes.copy_task import UntilCopied, copy_model_config, copy_training_config
+from src.recipes.copy_task import (
+    UntilCopied,
+    copy_data,
+    copy_model_config,
+    copy_training_config,
+)
 from src.recipes.numbers import number_settings, train_numbers
 from src.recipes.translation import TranslationSettings, train_translation
 from src.shared import distributed
@@ -60,7 +65,7 @@ from src.shared.checkpoint import (
     load_training_state,
     save_checkpoint,
 )
-from src.shared.resume import Checkpointing, ResumeError, SeededBatches
+from src.shared.resume import Checkpointing, ResumeError
 from src.shared.training import train
 from src.transformer.model import make_model
 
@@ -463,12 +468,8 @@ def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None =
     schedule = copy_training_config()
     torch.manual_seed(args.seed)
     model = make_model(**copy_model_config())
-    data_gen = torch.Generator().manual_seed(args.seed + 1)
-    eval_gen = torch.Generator().manual_seed(args.seed + 2)
-    eval_batches = [b.to(ctx.device) for b in copy_batches(2, 80, generator=eval_gen)]
-    draw = SeededBatches(
-        lambda g: copy_batches(args.batches, args.batch_size, generator=g), data_gen
-    )
+    draw, eval_batches = copy_data(args.seed, args.batches, args.batch_size)
+    eval_batches = [b.to(ctx.device) for b in eval_batches]
     batches = distributed.sharded(draw, ctx)
     until = (
         UntilCopied(valid_sequences(args.seed, schedule["valid"]), args.patience)

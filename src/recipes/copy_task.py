@@ -17,8 +17,10 @@ from src.data.copy_task import (
     valid_sequences,
 )
 from src.recipes.targets import TargetMissed, UntilExact, reproduce_command
+from src.shared.batch import Batch
 from src.shared.checkpoint import Checkpoint, cached_model
 from src.shared.history import History
+from src.shared.resume import SeededBatches
 from src.shared.training import train
 from src.transformer.decoding import greedy_decode
 from src.transformer.model import EncoderDecoder, make_model
@@ -65,6 +67,20 @@ class UntilCopied(UntilExact):
         self.valid = valid
 
 
+def copy_data(
+    seed: int, batches: int, batch_size: int
+) -> tuple[SeededBatches, list[Batch]]:
+    """The run with seed `seed`: `batches` training batches drawn afresh each epoch, and
+    two evaluation batches, each from a generator of its own.
+    """
+    draw = SeededBatches(
+        lambda g: copy_batches(batches, batch_size, generator=g),
+        torch.Generator().manual_seed(seed + 1),
+    )
+    eval_gen = torch.Generator().manual_seed(seed + 2)
+    return draw, copy_batches(2, 80, generator=eval_gen)
+
+
 def train_copy_model(
     epochs: int | None = None,
     seed: int = 0,
@@ -80,13 +96,10 @@ def train_copy_model(
     c = copy_training_config()
     torch.manual_seed(seed)
     model = make_model(**copy_model_config())
-    data_gen = torch.Generator().manual_seed(seed + 1)
-    eval_batches = copy_batches(
-        2, 80, generator=torch.Generator().manual_seed(seed + 2)
-    )
+    batches, eval_batches = copy_data(seed, c["batches"], c["batch_size"])
     history = train(
         model,
-        lambda: copy_batches(c["batches"], c["batch_size"], generator=data_gen),
+        batches,
         epochs or c["epochs"],
         pad=PAD,
         eval_batches=eval_batches,
