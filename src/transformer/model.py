@@ -98,6 +98,21 @@ class ModelConfig:
     share_embeddings: bool = False
     max_len: int = 5000
 
+    def __post_init__(self) -> None:
+        """Check every hyperparameter once, here, with a message naming it."""
+        for name in ("src_vocab", "tgt_vocab", "N", "d_model", "d_ff", "h", "max_len"):
+            checks.positive_int(name, getattr(self, name))
+        self.dropout = checks.probability("dropout", self.dropout)
+        if self.d_model % self.h != 0:
+            raise ValueError(
+                f"d_model ({self.d_model}) must be divisible by h ({self.h})"
+            )
+        if self.share_embeddings and self.src_vocab != self.tgt_vocab:
+            raise ValueError(
+                "share_embeddings needs one vocabulary: "
+                f"src_vocab ({self.src_vocab}) != tgt_vocab ({self.tgt_vocab})"
+            )
+
 
 class EncoderDecoder(nn.Module):
     """The Transformer: encode the source once, then decode the target attending to
@@ -212,60 +227,28 @@ def make_model(
     share_embeddings: one weight matrix for both embeddings and the pre-softmax
     projection (section 3.4); needs src_vocab == tgt_vocab.
     """
-    for name, value in (
-        ("src_vocab", src_vocab),
-        ("tgt_vocab", tgt_vocab),
-        ("N", N),
-        ("d_model", d_model),
-        ("d_ff", d_ff),
-        ("h", h),
-        ("max_len", max_len),
-    ):
-        checks.positive_int(name, value)
-    checks.probability("dropout", dropout)
-    if share_embeddings and src_vocab != tgt_vocab:
-        raise ValueError(
-            f"share_embeddings needs one vocabulary: src_vocab ({src_vocab}) != "
-            f"tgt_vocab ({tgt_vocab})"
-        )
-    config = ModelConfig(
-        src_vocab,
-        tgt_vocab,
-        N,
-        d_model,
-        d_ff,
-        h,
-        float(dropout),
-        norm_first,
-        share_embeddings,
-        max_len,
-    )
+    config = ModelConfig(src_vocab, tgt_vocab, N, d_model, d_ff, h, dropout,
+                         norm_first, share_embeddings, max_len)  # fmt: skip
     c = copy.deepcopy
     attn = MultiHeadedAttention(h, d_model, dropout)
     ff = PositionwiseFeedForward(d_model, d_ff, dropout)
     position = PositionalEncoding(d_model, dropout, max_len)
+    encoder_layer = EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first)
+    decoder_layer = DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first)
     model = EncoderDecoder(
-        Encoder(
-            EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first), N, norm_first
-        ),
-        Decoder(
-            DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first),
-            N,
-            norm_first,
-        ),
+        Encoder(encoder_layer, N, norm_first),
+        Decoder(decoder_layer, N, norm_first),
         Embed(Embeddings(d_model, src_vocab), c(position)),
         Embed(Embeddings(d_model, tgt_vocab), c(position)),
         Generator(d_model, tgt_vocab),
         config,
     )
-    # Glorot / fan_avg initialisation of every weight matrix, as the reference
-    # implementation.
+    # Glorot / fan_avg initialisation of every weight matrix, as the reference code
     for p in model.parameters():
         if p.dim() > 1:
             nn.init.xavier_uniform_(p)
     if share_embeddings:
-        # (vocab, d_model), the same shape as an embedding table
-        shared = model.generator.proj.weight
+        shared = model.generator.proj.weight  # (vocab, d_model), as an embedding table
         model.src_embed.embeddings.lut.weight = shared
         model.tgt_embed.embeddings.lut.weight = shared
     return model
