@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--lang", choices=["fr", "de"], default="fr")
     p.add_argument("--n-train", type=_positive_int, default=40_000)
-    p.add_argument("--n-valid", type=_positive_int, default=500)
+    p.add_argument("--n-valid", type=_positive_int, default=NumbersTask.n_valid)
     p.add_argument("--n-test", type=_positive_int, default=1_000)
     p.add_argument("--data-dir", type=Path, help="also keep the corpus files here")
     p.add_argument(

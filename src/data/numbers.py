@@ -97,7 +97,7 @@ def write_number_corpus(
     directory: str | Path,
     tgt_lang: str = "fr",
     n_train: int = 40_000,
-    n_valid: int = 500,
+    n_valid: int = 2_000,
     n_test: int = 1_000,
     limit: int = LIMIT,
     seed: int = 0,
@@ -136,7 +136,7 @@ class NumbersTask:
 
     lang: str = "fr"
     n_train: int = 40_000
-    n_valid: int = 500
+    n_valid: int = 2_000  # the stopping rule reads them: enough to see a rare mistake
     n_test: int = 1_000
     limit: int = LIMIT
     data_seed: int = 0
