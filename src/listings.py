@@ -30,12 +30,12 @@ class Listing:
         return f"{self.path}, lines {self.first}\u2013{self.last}"
 
     def _repr_html_(self) -> str:
-        code = highlight(
-            self.code, PythonLexer(), HtmlFormatter()
-        )  # the site's CSS colours it
+        # pygments' classes: the site's CSS colours the code as it colours code cells
+        code = highlight(self.code, PythonLexer(), HtmlFormatter())
         return (
-            f'<div class="src-listing"><p class="src-listing-caption" '
-            f'style="font-size: 0.85em; opacity: 0.8; margin-bottom: 0.3em">'
+            # 0.85em: 88 columns of code fit the page's text column at 1280 pixels
+            '<div class="src-listing" style="font-size: 0.85em">'
+            '<p class="src-listing-caption" style="opacity: 0.8; margin-bottom: 0.3em">'
             f"<code>{html.escape(self.path)}</code>, "
             f"lines {self.first}\u2013{self.last}</p>{code}</div>"
         )

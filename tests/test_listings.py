@@ -26,7 +26,7 @@ def test_the_caption_names_the_lines_the_listing_shows(obj) -> None:
 
 def test_the_listing_renders_highlighted_code_under_its_caption() -> None:
     html = show_source(MultiHeadedAttention)._repr_html_()
-    assert html.startswith('<div class="src-listing">')
+    assert html.startswith('<div class="src-listing"')
     assert "src/transformer/attention.py</code>, lines" in html
     assert '<div class="highlight"><pre>' in html and "MultiHeadedAttention" in html
 
