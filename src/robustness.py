@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "seconds": round(seconds),
         "recipe": copy_training_config(),
+        "number_recipe": {k: number_settings(k).to_dict() for k in ("fr", "de")},
         "targets": {"copy": 1.0, "fr": TARGET_EXACT_MATCH, "de": TARGET_EXACT_MATCH},
         "paths": {p: PATHS[p] for p in {r["path"] for r in results}},
         "cells": results,
