@@ -165,3 +165,35 @@ def test_training_is_deterministic_and_checkpoints_round_trip(tmp_path):
     again = Translator.from_checkpoint(load_checkpoint(path))
     assert again.translate(sources, beam_size=3) == a.translate(sources, beam_size=3)
     assert again.history.steps == a.history.steps and again.extra["task"]["lang"] == "de"
+
+
+def test_number_training_stops_by_its_validation_exact_match(monkeypatch):
+    """With `patience`, training ends after that many epochs in a row at `valid_target`."""
+    from src.data.numbers import NumbersTask
+    from src.recipes.numbers import train_numbers
+    from src.recipes.translation import TranslationSettings, Translator
+
+    scores = iter([0.5, 1.0, 0.9, 1.0, 1.0, 1.0])  # the rule must skip the lone 1.0
+    scored = []
+
+    def fake_evaluate(self, pairs, *args, **kwargs):
+        scored.append(len(pairs))
+        return {"exact_match": next(scores)}
+
+    monkeypatch.setattr(Translator, "evaluate", fake_evaluate)
+    task = NumbersTask("fr", n_train=300, n_valid=40, n_test=40, blocks=False)
+    tiny = dict(N=1, d_model=16, d_ff=32, h=2, batch_size=30, warmup=20)
+    stopped = train_numbers(task, TranslationSettings(**tiny, epochs=6, patience=2, valid_target=0.95),
+                            progress=False)
+    assert [r["valid_exact_match"] for r in stopped.history.epochs] == [0.5, 1.0, 0.9, 1.0, 1.0]
+    assert scored == [40] * 5  # every validation sentence, once an epoch
+    fixed = train_numbers(task, TranslationSettings(**tiny, epochs=2), progress=False)
+    assert len(fixed.history.epochs) == 2 and "valid_exact_match" not in fixed.history.epochs[-1]
+
+
+@pytest.mark.parametrize("bad", [{"patience": -1}, {"valid_target": 0.0}, {"valid_target": 1.5}])
+def test_settings_refuse_a_stopping_rule_that_cannot_work(bad):
+    from src.recipes.translation import TranslationSettings
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TranslationSettings(**bad)
