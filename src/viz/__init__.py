@@ -1,3 +1,1 @@
-"""Altair chart builders for the book, one module per kind of chart, and
-`show_source`.
-"""
+"""Altair chart builders for the book, one module per kind of chart."""
