@@ -21,7 +21,7 @@ from pathlib import Path
 
 from src.data.copy_task import held_out_sequences
 from src.data.numbers import NumbersTask
-from src.recipes.copy_task import cached_copy_model, copy_model_config, exact_match
+from src.recipes.copy_task import cached_copy_model, copy_model_config, exact_copies
 from src.recipes.numbers import numbers_translator
 from src.recipes.translation import Translator
 from src.shared.checkpoint import Checkpoint, load_checkpoint
@@ -52,7 +52,7 @@ def evaluate_copy(ckpt, n: int = 500) -> dict:
             r["seconds"] for r in ckpt.extra.get("history", ckpt.extra)["epochs"]
         )
     return {
-        "exact_match": exact_match(ckpt.model, sequences),
+        "exact_match": exact_copies(ckpt.model, sequences),
         "sequences": n,
         "train_seconds": seconds,
     }

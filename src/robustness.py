@@ -41,7 +41,7 @@ from src.data.numbers import NumbersTask
 from src.recipes.copy_task import (
     UntilCopied,
     copy_training_config,
-    exact_match,
+    exact_copies,
     train_copy_model,
 )
 from src.recipes.numbers import TARGET_EXACT_MATCH, number_settings, train_numbers
@@ -86,7 +86,7 @@ class _StopPoint(UntilCopied):
         )
         self.collapses += before == 1.0 and row["valid_exact_match"] < 1.0
         if stop and self.at is None:
-            score = exact_match(model, held_out_sequences())
+            score = exact_copies(model, held_out_sequences())
             self.at = {
                 "epochs": row["epoch"] + 1,
                 "steps": row["step"],
@@ -104,7 +104,7 @@ def run_copy(seed: int) -> dict:
     start = time.perf_counter()
     model, history = train_copy_model(seed=seed, until=rule)
     seconds = time.perf_counter() - start
-    fixed = exact_match(model, held_out_sequences())
+    fixed = exact_copies(model, held_out_sequences())
     at = rule.at or {
         "epochs": len(history.epochs),
         "steps": history.epochs[-1]["step"],

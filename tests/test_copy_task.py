@@ -16,7 +16,7 @@ from src.recipes.copy_task import (
     UntilCopied,
     cached_copy_model,
     copy_training_config,
-    exact_match,
+    exact_copies,
     train_copy_model,
 )
 from src.recipes.targets import TargetMissed
@@ -36,7 +36,7 @@ def test_copy_task_converges_to_exact_copies():
     seen = {tuple(s.tolist()) for b in trained_on for s in b.src}
     unseen = torch.stack([s for s in held_out if tuple(s.tolist()) not in seen])
     assert len(unseen) > 990  # held out: (almost) none of them was trained on
-    assert exact_match(model, unseen) == 1.0
+    assert exact_copies(model, unseen) == 1.0
     assert history.epochs[-1]["eval_loss"] < history.epochs[0]["eval_loss"] / 10
     print(f"copy task: {seconds:.1f} s of training, {history.epochs[-1]['step']} steps")
 

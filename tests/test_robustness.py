@@ -55,12 +55,12 @@ def test_the_table_has_a_row_per_path_and_counts_what_passed():
 
 def test_the_stop_point_is_the_model_train_copy_model_returns(monkeypatch):
     """The grid scores the model where the rule stops, then trains on: that model must be the recipe's."""
-    monkeypatch.setattr(copy_task, "exact_match", lambda model, sequences: 1.0)  # stop after `patience` epochs
+    monkeypatch.setattr(copy_task, "exact_copies", lambda model, sequences: 1.0)  # stop after `patience` epochs
 
     def fingerprint(model, sequences) -> float:  # stands in for the held-out score: a sum of all weights
         return float(sum(p.detach().double().sum() for p in model.parameters()))
 
-    monkeypatch.setattr(robustness, "exact_match", fingerprint)
+    monkeypatch.setattr(robustness, "exact_copies", fingerprint)
     rule = robustness._StopPoint(held_out_sequences(4), patience=2)
     _, went_on = train_copy_model(epochs=4, seed=3, until=rule)
     stopped, history = train_copy_model(epochs=4, seed=3, until=copy_task.UntilCopied(held_out_sequences(4), 2))

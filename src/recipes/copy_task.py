@@ -63,7 +63,7 @@ class UntilCopied(UntilExact):
     """
 
     def __init__(self, valid: torch.Tensor, patience: int | None) -> None:
-        super().__init__(lambda model: exact_match(model, valid), 1.0, patience)
+        super().__init__(lambda model: exact_copies(model, valid), 1.0, patience)
         self.valid = valid
 
 
@@ -112,7 +112,7 @@ def train_copy_model(
     return model, history
 
 
-def exact_match(model: nn.Module, sequences: torch.Tensor) -> float:
+def exact_copies(model: nn.Module, sequences: torch.Tensor) -> float:
     """Share of `sequences` (n, seq_len) that greedy decoding copies exactly, start
     symbol included.
     """
@@ -128,7 +128,7 @@ def accept_copy_model(model: nn.Module, history: History, seed: int) -> float:
     """Held-out exact match of a trained copy model; TargetMissed unless every held-out
     sequence is copied.
     """
-    score = exact_match(model, held_out_sequences())
+    score = exact_copies(model, held_out_sequences())
     if score < 1.0:
         raise TargetMissed(
             f"copy-task recipe {copy_training_config()} with seed {seed}: held-out "
