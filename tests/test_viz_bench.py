@@ -1,4 +1,4 @@
-"""Benchmark charts of src/viz/bench.py on synthetic rows: valid Vega-Lite, labelled, plotting the rows given."""
+"""Benchmark charts of src/viz/benchmarks.py on synthetic rows: valid Vega-Lite, labelled, plotting the rows given."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from vega_helpers import described, units
 from vega_helpers import inline_rows as data
 from vega_helpers import rendered_marks as marks
 
-from src.viz.bench import (
+from src.viz.benchmarks import (
     BOOK,
     CACHED,
     TIME_GROUPS,
