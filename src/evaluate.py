@@ -21,7 +21,7 @@ from pathlib import Path
 
 from src.data.copy_task import held_out_sequences
 from src.data.numbers import NumbersTask
-from src.recipes.copy_task import cached_copy_model, copy_model_config, exact_copies
+from src.recipes.copy_task import COPY_MODEL, cached_copy_model, exact_copies
 from src.recipes.numbers import numbers_translator
 from src.recipes.translation import Translator
 from src.shared.checkpoint import Checkpoint, load_checkpoint
@@ -125,10 +125,9 @@ def _holds(ckpt: Checkpoint) -> str:
     """
     vocabs, extra, config = ckpt.vocabs, ckpt.extra, ckpt.config
     if "src" not in vocabs or "tgt" not in vocabs:
-        copy = copy_model_config()
         if (config.src_vocab, config.tgt_vocab) == (
-            copy["src_vocab"],
-            copy["tgt_vocab"],
+            COPY_MODEL.src_vocab,
+            COPY_MODEL.tgt_vocab,
         ):
             return "copy"
         return (

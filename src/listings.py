@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import html
 import inspect
 from dataclasses import dataclass
@@ -44,9 +45,34 @@ class Listing:
         return f"# {self.caption}\n{self.code}"
 
 
-def show_source(obj: object) -> Listing:
-    """The source of a function, class or module of `src`, with its file and lines."""
+def show_source(obj: object, *names: str) -> Listing:
+    """The source of a function, class or module of `src`, with its file and lines.
+
+    With `names`, `obj` is a module and the listing is its top-level assignments to
+    those names, from the comment above the first to the end of the last.
+    """
     lines, first = inspect.getsourcelines(obj)
     path = Path(inspect.getsourcefile(obj)).resolve().relative_to(ROOT).as_posix()
     first = max(first, 1)  # a module starts at line 0
+    if names:
+        start, end = _assignments(lines, names)
+        lines, first = lines[start:end], start + 1
     return Listing("".join(lines), path, first, first + len(lines) - 1)
+
+
+def _assignments(lines: list[str], names: tuple[str, ...]) -> tuple[int, int]:
+    """The line span (0-based, end exclusive) of the assignments to `names`, with the
+    comment lines right above the first.
+    """
+    spans = [
+        (node.lineno - 1, node.end_lineno)
+        for node in ast.parse("".join(lines)).body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id in names for t in node.targets)
+    ]
+    if len(spans) != len(names):
+        raise ValueError(f"not all of {names} are assigned at the top of the module")
+    start = min(a for a, _ in spans)
+    while start > 0 and lines[start - 1].lstrip().startswith("#"):
+        start -= 1
+    return start, max(b for _, b in spans)

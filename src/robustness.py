@@ -10,7 +10,7 @@ below) and one thread count, and checks the model against the target the book as
 - copy task: every held-out sequence copied exactly (exact match 1.0), over 10 seeds x 4
   kernel paths x {1, 2} threads. A copy cell trains past the point where the stopping
   rule of `train_copy_model` ends training, up to the fixed budget of
-  `copy_training_config()["epochs"]` epochs, and reports both: the recipe's model (the
+  `COPY_TRAINING.epochs` epochs, and reports both: the recipe's model (the
   one the rule stops at, bit-identical to what `train_copy_model` returns) and the
   fixed-budget model (the earlier recipe, for comparison).
 - number translation (en->fr, en->de): greedy exact match >= 0.99 on the test split,
@@ -39,8 +39,10 @@ import torch
 from src.data.copy_task import held_out_sequences, valid_sequences
 from src.data.numbers import NumbersTask
 from src.recipes.copy_task import (
+    COPY_TASK,
+    COPY_TRAINING,
     UntilCopied,
-    copy_training_config,
+    copy_recipe,
     exact_copies,
     train_copy_model,
 )
@@ -99,10 +101,9 @@ def run_copy(seed: int) -> dict:
     """One copy cell: the recipe's model (where the stopping rule ends training) and the
     fixed-budget model.
     """
-    c = copy_training_config()
-    rule = _StopPoint(valid_sequences(seed, c["valid"]), c["patience"])
+    rule = _StopPoint(valid_sequences(seed, COPY_TASK.valid), COPY_TRAINING.patience)
     start = time.perf_counter()
-    model, history = train_copy_model(seed=seed, until=rule)
+    model, history = train_copy_model(seed, until=rule)
     seconds = time.perf_counter() - start
     fixed = exact_copies(model, held_out_sequences())
     at = rule.at or {
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": machine(),
         "seconds": round(seconds),
-        "recipe": copy_training_config(),
+        "recipe": copy_recipe(),
         "number_recipe": {k: number_settings(k).to_dict() for k in ("fr", "de")},
         "targets": {"copy": 1.0, "fr": TARGET_EXACT_MATCH, "de": TARGET_EXACT_MATCH},
         "paths": {p: PATHS[p] for p in {r["path"] for r in results}},

@@ -42,32 +42,34 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import torch
 
 from src import checks
-from src.data.copy_task import PAD, valid_sequences
+from src.data.copy_task import CopyTask
 from src.data.numbers import NumbersTask
 from src.data.parallel import load_split
-from src.recipes.copy_task import (
-    UntilCopied,
-    copy_data,
-    copy_model_config,
-    copy_training_config,
-)
+from src.recipes.copy_task import COPY_TASK, COPY_TRAINING, train_copy_model
 from src.recipes.numbers import number_settings, train_numbers
-from src.recipes.translation import TranslationSettings, train_translation
+from src.recipes.translation import (
+    BASE,
+    FILES_SMALL,
+    TranslationSettings,
+    train_translation,
+)
 from src.shared import distributed
 from src.shared.checkpoint import (
     Checkpoint,
     CheckpointWriteError,
+    config_diff,
     load_training_state,
     save_checkpoint,
 )
 from src.shared.resume import Checkpointing, ResumeError
-from src.shared.training import train
-from src.transformer.model import make_model
+from src.shared.training import TrainingConfig
+from src.transformer.model import ModelConfig
 
 
 def _argument(
@@ -203,13 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs",
         type=_positive_int,
-        default=copy_training_config()["epochs"],
+        default=COPY_TRAINING.epochs,
         help="at most",
     )
     p.add_argument(
         "--patience",
         type=_non_negative_int,
-        default=copy_training_config()["patience"],
+        default=COPY_TRAINING.patience,
         help=(
             "stop after this many epochs in a row that copy every validation sequence; "
             "0: never"
@@ -218,12 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batches",
         type=_positive_int,
-        default=copy_training_config()["batches"],
+        default=COPY_TASK.batches,
         help="batches per epoch",
     )
-    p.add_argument(
-        "--batch-size", type=_positive_int, default=copy_training_config()["batch_size"]
-    )
+    p.add_argument("--batch-size", type=_positive_int, default=COPY_TASK.batch_size)
 
     p = tasks.add_parser("numbers", help="English number words to French or German")
     _common(p)
@@ -237,8 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["word", "bpe"],
         help="target tokenizer (default: word for fr, bpe for de)",
     )
-    defaults = number_settings("fr").to_dict()
-    _model_options(p, defaults)
+    _model_options(p, flat_settings(number_settings("fr")))
 
     p = tasks.add_parser(
         "files", help="a parallel corpus in plain text files (Multi30k, IWSLT, WMT)"
@@ -257,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", choices=["word", "bpe"], default="bpe")
     p.add_argument(
         "--share-vocab",
+        dest="share_embeddings",
         action=argparse.BooleanOptionalAction,
         default=None,
         help=(
@@ -266,52 +266,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-len",
+        dest="max_train_len",
         type=_positive_int,
-        default=100,
-        help="drop longer training pairs (tokens)",
+        help=f"drop longer training pairs (tokens; {FILES_SMALL.max_train_len})",
     )
+    b = BASE
     p.add_argument(
         "--base",
         action="store_true",
         help=(
-            "the paper's base model: N=6, d_model=512, d_ff=2048, h=8, dropout 0.1, "
-            "smoothing 0.1, warmup 4000, 25000 target tokens a batch, BPE 37000; "
-            "options given explicitly win"
+            f"the paper's base model: N={b.model.N}, d_model={b.model.d_model}, "
+            f"d_ff={b.model.d_ff}, h={b.model.h}, dropout {b.model.dropout}, "
+            f"smoothing {b.training.smoothing}, warmup {b.training.warmup}, "
+            f"{b.max_tokens} target tokens a batch, BPE {b.bpe_vocab}; options given "
+            "explicitly win"
         ),
     )
     # None: filled from FILES_SMALL or BASE in `parse`
-    _model_options(p, dict.fromkeys(FILES_SMALL))
+    _model_options(p, dict.fromkeys(flat_settings(FILES_SMALL)))
     return parser
 
 
-# A model a laptop trains on Multi30k in hours, and the paper's base model (Table 3),
-# for `files`.
-FILES_SMALL = {
-    "N": 3,
-    "d_model": 256,
-    "d_ff": 1024,
-    "h": 8,
-    "dropout": 0.1,
-    "smoothing": 0.1,
-    "epochs": 10,
-    "batch_size": None,
-    "max_tokens": 4096,
-    "warmup": 4000,
-    "factor": 1.0,
-    "bpe_vocab": 8000,
-    "share_vocab": False,
-}
-BASE = {
-    **FILES_SMALL,
-    "N": 6,
-    "d_model": 512,
-    "d_ff": 2048,
-    "h": 8,
-    "max_tokens": 25000,
-    "bpe_vocab": 37000,
-    "share_vocab": True,
-    "epochs": 20,
-}
+def flat_settings(settings: TranslationSettings) -> dict:
+    """The fields of `settings` and of its model and training configurations, in one
+    dict keyed like the options.
+    """
+    top = {k: v for k, v in vars(settings).items() if k not in ("model", "training")}
+    return {**asdict(settings.model), **asdict(settings.training), **top}
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -323,9 +304,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     # the task's own parser, for its usage line
     sub = parser._subparsers._group_actions[0].choices[args.task]
     if args.task == "files":
-        preset = BASE if args.base else FILES_SMALL
+        preset = flat_settings(BASE if args.base else FILES_SMALL)
         for k, v in preset.items():
-            if getattr(args, k) is None:
+            if k in vars(args) and getattr(args, k) is None:
                 setattr(args, k, v)
     if args.task in ("numbers", "files"):
         if args.d_model % args.h:
@@ -379,15 +360,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             sub.error(f"--resume: {e}")
         mine = run_config(args)
         if saved.get("config") != mine:
-            old = saved.get("config") if isinstance(saved.get("config"), dict) else {}
-            diff = [
-                f"{k} was {old.get(k)!r}, now {mine.get(k)!r}"
-                for k in sorted(set(old) | set(mine))
-                if old.get(k) != mine.get(k)
-            ]
             sub.error(
                 f"--resume: {args.state} is the state of another run "
-                f"({'; '.join(diff)})"
+                f"({config_diff(saved.get('config'), mine)})"
             )
         if saved["epoch"] > args.epochs:
             sub.error(
@@ -436,65 +411,44 @@ def run_config(args: argparse.Namespace) -> dict:
     }
 
 
-def _settings(args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str):
+def _settings(
+    args: argparse.Namespace, src_tokenizer: str, tgt_tokenizer: str
+) -> TranslationSettings:
+    """The options as a `TranslationSettings`: each configuration takes the options
+    named like its fields.
+    """
+
+    def options(cls: type) -> dict:
+        names = {f.name for f in fields(cls)} - {"model", "training"}
+        return {k: v for k, v in vars(args).items() if k in names}
+
     return TranslationSettings(
+        model=ModelConfig(**options(ModelConfig)),
+        training=TrainingConfig(**options(TrainingConfig)),
         src_tokenizer=src_tokenizer,
         tgt_tokenizer=tgt_tokenizer,
-        bpe_vocab=args.bpe_vocab,
-        N=args.N,
-        d_model=args.d_model,
-        d_ff=args.d_ff,
-        h=args.h,
-        dropout=args.dropout,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        max_tokens=args.max_tokens,
-        warmup=args.warmup,
-        factor=args.factor,
-        smoothing=args.smoothing,
-        max_len=getattr(args, "max_len", None),
-        seed=args.seed,
-        accum_iter=args.accum_iter,
-        share_vocab=bool(getattr(args, "share_vocab", False)),
-        patience=args.patience,
-        valid_target=args.valid_target,
+        **options(TranslationSettings),
     )
 
 
 def train_copy(args: argparse.Namespace, ctx, checkpoint: Checkpointing | None = None):
-    """The copy task of `src.recipes.copy_task.train_copy_model`, with batches split
-    across processes.
+    """The copy task of `src.recipes.copy_task.train_copy_model`, with the options'
+    epochs, patience and batches.
     """
-    schedule = copy_training_config()
-    torch.manual_seed(args.seed)
-    model = make_model(**copy_model_config())
-    draw, eval_batches = copy_data(args.seed, args.batches, args.batch_size)
-    eval_batches = [b.to(ctx.device) for b in eval_batches]
-    batches = distributed.sharded(draw, ctx)
-    until = (
-        UntilCopied(valid_sequences(args.seed, schedule["valid"]), args.patience)
-        if args.patience
-        else None
-    )
+    training = replace(COPY_TRAINING, epochs=args.epochs, patience=args.patience)
+    task = CopyTask(args.batches, args.batch_size, COPY_TASK.valid)
     start = time.perf_counter()
-    history = train(
-        distributed.wrap(model, ctx),
-        batches,
-        args.epochs,
-        pad=PAD,
-        eval_batches=eval_batches,
-        factor=schedule["factor"],
-        warmup=schedule["warmup"],
-        smoothing=schedule["smoothing"],
-        until=until,
-        progress=args.progress if ctx.is_main else False,
+    model, history = train_copy_model(
+        args.seed,
+        training,
+        task,
+        progress=args.progress,
+        ctx=ctx,
         checkpoint=checkpoint,
     )
-    seconds = time.perf_counter() - start
-    history = distributed.average_history(history, ctx)
     extra = {
         "history": {"steps": history.steps, "epochs": history.epochs},
-        "train_seconds": seconds,
+        "train_seconds": time.perf_counter() - start,
     }
     return Checkpoint(model.cpu(), {}, extra)
 

@@ -8,7 +8,7 @@ import torch
 from src.data.copy_task import random_sequences
 from src.shared.loss import LabelSmoothing
 from src.shared.lr_scheduler import make_scheduler, rate
-from src.shared.training import Batch, run_epoch, train
+from src.shared.training import Batch, TrainingConfig, train
 from src.transformer import beam_search, greedy_decode, make_model, subsequent_mask
 from src.transformer.attention import MultiHeadedAttention
 from src.transformer.embeddings import PositionalEncoding
@@ -73,10 +73,12 @@ CASES = [
     ("batch float src", lambda: Batch(torch.rand(2, 3)), TypeError, ["src"]),
     ("batch tgt batch size", lambda: Batch(SRC, torch.ones(3, 4, dtype=torch.long)), ValueError, ["tgt", "batch"]),
     ("batch tgt too short", lambda: Batch(SRC, torch.ones(2, 1, dtype=torch.long)), ValueError, ["tgt"]),
-    ("run_epoch mode", lambda: run_epoch([], MODEL, None, mode="test"), ValueError, ["mode"]),
-    ("run_epoch no optimizer", lambda: run_epoch([], MODEL, None, mode="train"), ValueError, ["optimizer"]),
-    ("train epochs 0", lambda: train(MODEL, [], 0), ValueError, ["epochs"]),
-    ("train batches", lambda: train(MODEL, 5, 1), TypeError, ["batches"]),
+    ("training epochs 0", lambda: TrainingConfig(epochs=0), ValueError, ["epochs"]),
+    ("training warmup", lambda: TrainingConfig(warmup=0), ValueError, ["warmup"]),
+    ("training smoothing", lambda: TrainingConfig(smoothing=1.0), ValueError, ["smoothing"]),
+    ("training factor", lambda: TrainingConfig(factor=-1.0), ValueError, ["factor"]),
+    ("training valid_target", lambda: TrainingConfig(valid_target=0.0), ValueError, ["valid_target"]),
+    ("train batches", lambda: train(MODEL, 5, TrainingConfig(epochs=1)), TypeError, ["batches"]),
     ("copy vocab too small", lambda: random_sequences(3, vocab=2), ValueError, ["vocab"]),
 ]
 

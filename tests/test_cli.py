@@ -167,9 +167,9 @@ def test_base_preset_and_explicit_options(tmp_path):
     common = ["files", "--data-dir", str(tmp_path), "--src", "en", "--tgt", "de", "--out", str(tmp_path / "m.pt")]
     base = train_cli.parse([*common, "--base", "--layers", "4"])
     assert (base.N, base.d_model, base.d_ff, base.h) == (4, 512, 2048, 8)  # the preset, but the explicit N wins
-    assert base.max_tokens == 25000 and base.bpe_vocab == 37000 and base.share_vocab and base.smoothing == 0.1
+    assert base.max_tokens == 25000 and base.bpe_vocab == 37000 and base.share_embeddings and base.smoothing == 0.1
     small = train_cli.parse(common)
-    assert (small.N, small.d_model, small.share_vocab) == (3, 256, False)
+    assert (small.N, small.d_model, small.share_embeddings) == (3, 256, False)
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -195,7 +195,7 @@ def evaluate_inputs(tmp_path_factory) -> dict[str, Path]:
     """Tiny checkpoints as `python -m src.train` writes them (copy, fr, de, files), and files that are not ones."""
     from src.data.numbers import NumbersTask
     from src.data.tokenizer import WordTokenizer
-    from src.recipes.copy_task import copy_model_config
+    from src.recipes.copy_task import COPY_MODEL
     from src.recipes.translation import Translator
     from src.shared.checkpoint import save_checkpoint
     from src.transformer.model import make_model
@@ -209,7 +209,7 @@ def evaluate_inputs(tmp_path_factory) -> dict[str, Path]:
         return Translator(model, en, other, extra=extra).to_checkpoint()
 
     checkpoints = {
-        "copy": Checkpoint(make_model(**{**copy_model_config(), **tiny}), {}, {"train_seconds": 1.0}),
+        "copy": Checkpoint(make_model(**{**dataclasses.asdict(COPY_MODEL), **tiny}), {}, {"train_seconds": 1.0}),
         "fr": translator({"task": dataclasses.asdict(NumbersTask("fr"))}),
         "de": translator({"task": dataclasses.asdict(NumbersTask("de"))}),
         "files": translator({"corpus": {"data_dir": "multi30k", "src": "en", "tgt": "de"}}),

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from src.data.copy_task import BOS, copy_batches, random_sequences
 from src.recipes.copy_task import (
     UntilCopied,
     cached_copy_model,
-    copy_training_config,
+    COPY_TASK,
+    COPY_TRAINING,
     exact_copies,
     train_copy_model,
 )
@@ -60,9 +62,9 @@ def test_training_stops_once_the_rule_says_so_and_records_its_measure():
             history.epochs[-1]["valid_exact_match"] = 1.0 if len(history.epochs) >= 3 else 0.5
             return self.streak(history) >= self.patience
 
-    _, history = train_copy_model(epochs=8, seed=0, until=Stub(random_sequences(4), patience=3))
+    _, history = train_copy_model(0, replace(COPY_TRAINING, epochs=8), until=Stub(random_sequences(4), patience=3))
     assert [r["valid_exact_match"] for r in history.epochs] == [0.5, 0.5, 1.0, 1.0, 1.0]
-    assert history.epochs[-1]["step"] == 5 * copy_training_config()["batches"]
+    assert history.epochs[-1]["step"] == 5 * COPY_TASK.batches
 
 
 def test_until_copied_rejects_a_patience_below_one():

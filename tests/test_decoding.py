@@ -103,13 +103,13 @@ def test_beam_returns_its_best_finished_hypothesis():
 def test_cached_equals_uncached_on_a_trained_model():
     """The copy task trained briefly: cached and uncached decoding agree, greedy and beam."""
     from src.data.copy_task import copy_batches, random_sequences
-    from src.recipes.copy_task import copy_model_config
-    from src.shared.training import train
+    from src.recipes.copy_task import COPY_MODEL
+    from src.shared.training import TrainingConfig, train
 
     torch.manual_seed(0)
-    model = make_model(**copy_model_config())
+    model = COPY_MODEL.build()
     g = torch.Generator().manual_seed(1)
-    train(model, lambda: copy_batches(10, 80, generator=g), 6, pad=PAD, factor=2.0, warmup=200, progress=False)
+    train(model, lambda: copy_batches(10, 80, generator=g), TrainingConfig(epochs=6, factor=2.0, warmup=200), pad=PAD)
     src = random_sequences(32, generator=torch.Generator().manual_seed(5))
     mask = (src != PAD).unsqueeze(-2)
     for fn in (greedy_decode, lambda *a, **k: beam_search(*a, beam_size=3, **k)):

@@ -7,21 +7,28 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from src.recipes.copy_task import train_copy_model
+from src.recipes.copy_task import COPY_TRAINING, train_copy_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = (
-    "import json, torch; from src.recipes.copy_task import train_copy_model; "
-    "m, h = train_copy_model(epochs=2, seed=7); "
+    "import json, torch; from dataclasses import replace; "
+    "from src.recipes.copy_task import COPY_TRAINING, train_copy_model; "
+    "m, h = train_copy_model(7, replace(COPY_TRAINING, epochs=2)); "
     "print(json.dumps({'losses': [r['loss'].hex() for r in h.steps], "
     "'eval': [r['eval_loss'].hex() for r in h.epochs], "
     "'weight': float(sum(p.double().sum() for p in m.parameters())).hex()}))"
 )
+
+
+def copy_run(seed: int):
+    """Two epochs of the copy-task recipe from `seed`."""
+    return train_copy_model(seed, replace(COPY_TRAINING, epochs=2))
 
 
 def fingerprint(model, history) -> dict:
@@ -38,16 +45,16 @@ def run_in_subprocess() -> dict:
 
 
 def test_copy_training_is_bit_identical_in_one_process():
-    a = fingerprint(*train_copy_model(epochs=2, seed=7))
+    a = fingerprint(*copy_run(7))
     torch.manual_seed(999)  # global state before the call must not matter
-    b = fingerprint(*train_copy_model(epochs=2, seed=7))
+    b = fingerprint(*copy_run(7))
     assert a == b
-    c = fingerprint(*train_copy_model(epochs=2, seed=8))
+    c = fingerprint(*copy_run(8))
     assert c["losses"] != a["losses"]  # the seed does matter
 
 
 def test_copy_training_is_bit_identical_across_processes():
-    here = fingerprint(*train_copy_model(epochs=2, seed=7))
+    here = fingerprint(*copy_run(7))
     assert run_in_subprocess() == here
     assert run_in_subprocess() == here
 
@@ -57,10 +64,12 @@ TRANSLATION = (
     "from src.data.numbers import NumbersTask\n"
     "from src.recipes.numbers import train_numbers\n"
     "from src.recipes.translation import TranslationSettings\n"
+    "from src.shared.training import TrainingConfig\n"
+    "from src.transformer.model import ModelConfig\n"
     "def translation_fingerprint(seed):\n"
     "    task = NumbersTask('fr', n_train=300, n_valid=40, n_test=40, data_seed=0, blocks=False)\n"
-    "    s = TranslationSettings(N=1, d_model=32, d_ff=64, h=2, dropout=0.1, epochs=2, batch_size=30, warmup=20,\n"
-    "                            seed=seed)\n"
+    "    s = TranslationSettings(ModelConfig(N=1, d_model=32, d_ff=64, h=2, dropout=0.1),\n"
+    "                            TrainingConfig(epochs=2, warmup=20), batch_size=30, seed=seed)\n"
     "    tr = train_numbers(task, s, progress=False)\n"
     "    scores = tr.evaluate(task.pairs('test'))\n"
     "    return {'losses': [r['loss'].hex() for r in tr.history.steps],\n"

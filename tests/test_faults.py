@@ -234,7 +234,7 @@ def test_an_interrupted_run_with_dropout_resumes_bit_identical(tmp_path):
     """In one process, with dropout on: the random state of the saved step is restored, not just the data's."""
     from src.data.copy_task import copy_batches
     from src.shared.resume import Checkpointing, SeededBatches
-    from src.shared.training import train
+    from src.shared.training import TrainingConfig, train
 
     def run(interrupt_at: int | None, resume: bool) -> tuple[list, dict]:
         torch.manual_seed(3)
@@ -251,7 +251,7 @@ def test_an_interrupted_run_with_dropout_resumes_bit_identical(tmp_path):
         torch.manual_seed(11)  # the stream dropout draws from
         batches = SeededBatches(make, torch.Generator().manual_seed(7))
         ckpt = Checkpointing(tmp_path / "state.pt", every=4, resume=resume, config={"run": "dropout"})
-        history = train(model, batches, 3, pad=0, warmup=10, checkpoint=ckpt)
+        history = train(model, batches, TrainingConfig(epochs=3, warmup=10), pad=0, callbacks=[ckpt])
         return [(r["step"], r["loss"].hex()) for r in history.steps], model.state_dict()
 
     steps, weights = run(None, resume=False)

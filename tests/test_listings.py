@@ -36,3 +36,16 @@ def test_listings_fit_the_text_column() -> None:
     wide = [(p, i + 1) for p in (ROOT / "src").rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines()) if len(line) > 88]
     assert not wide, f"lines of src longer than 88 characters: {wide[:10]}"
+
+
+def test_a_listing_of_module_names_spans_their_assignments_and_the_comment_above():
+    import src.recipes.copy_task as recipe
+
+    listing = show_source(recipe, "COPY_MODEL", "COPY_TASK")
+    lines = listing.code.splitlines()
+    assert lines[0].startswith("# ") and lines[-1].startswith("COPY_TASK = ")
+    assert "COPY_MODEL = ModelConfig(" in listing.code and "def " not in listing.code
+    source = Path(recipe.__file__).read_text().splitlines()
+    assert source[listing.first - 1 : listing.last] == lines
+    with pytest.raises(ValueError, match="COPY_NOTHING"):
+        show_source(recipe, "COPY_MODEL", "COPY_NOTHING")

@@ -150,10 +150,12 @@ def test_training_is_deterministic_and_checkpoints_round_trip(tmp_path):
     from src.recipes.numbers import train_numbers
     from src.recipes.translation import TranslationSettings, Translator
     from src.shared.checkpoint import load_checkpoint, save_checkpoint
+    from src.shared.training import TrainingConfig
+    from src.transformer.model import ModelConfig
 
     task = NumbersTask(lang="de", n_train=600, n_valid=20, n_test=30, limit=5000, blocks=False)
-    settings = TranslationSettings(tgt_tokenizer="bpe", bpe_vocab=60, N=1, d_model=32, d_ff=64, h=2, epochs=2,
-                                   batch_size=64, warmup=20)
+    settings = TranslationSettings(ModelConfig(N=1, d_model=32, d_ff=64, h=2), TrainingConfig(epochs=2, warmup=20),
+                                   tgt_tokenizer="bpe", bpe_vocab=60, batch_size=64)
     a = train_numbers(task, settings, progress=False)
     b = train_numbers(task, settings, progress=False)
     assert [s["loss"] for s in a.history.steps] == [s["loss"] for s in b.history.steps]
@@ -172,6 +174,8 @@ def test_number_training_stops_by_its_validation_exact_match(monkeypatch):
     from src.data.numbers import NumbersTask
     from src.recipes.numbers import train_numbers
     from src.recipes.translation import TranslationSettings, Translator
+    from src.shared.training import TrainingConfig
+    from src.transformer.model import ModelConfig
 
     scores = iter([0.5, 1.0, 0.9, 1.0, 1.0, 1.0])  # the rule must skip the lone 1.0
     scored = []
@@ -182,18 +186,19 @@ def test_number_training_stops_by_its_validation_exact_match(monkeypatch):
 
     monkeypatch.setattr(Translator, "evaluate", fake_evaluate)
     task = NumbersTask("fr", n_train=300, n_valid=40, n_test=40, blocks=False)
-    tiny = dict(N=1, d_model=16, d_ff=32, h=2, batch_size=30, warmup=20)
-    stopped = train_numbers(task, TranslationSettings(**tiny, epochs=6, patience=2, valid_target=0.95),
-                            progress=False)
+    model = ModelConfig(N=1, d_model=16, d_ff=32, h=2)
+    rule = TrainingConfig(epochs=6, warmup=20, patience=2, valid_target=0.95)
+    stopped = train_numbers(task, TranslationSettings(model, rule, batch_size=30), progress=False)
     assert [r["valid_exact_match"] for r in stopped.history.epochs] == [0.5, 1.0, 0.9, 1.0, 1.0]
     assert scored == [40] * 5  # every validation sentence, once an epoch
-    fixed = train_numbers(task, TranslationSettings(**tiny, epochs=2), progress=False)
+    fixed = TranslationSettings(model, TrainingConfig(epochs=2, warmup=20), batch_size=30)
+    fixed = train_numbers(task, fixed, progress=False)
     assert len(fixed.history.epochs) == 2 and "valid_exact_match" not in fixed.history.epochs[-1]
 
 
 @pytest.mark.parametrize("bad", [{"patience": -1}, {"valid_target": 0.0}, {"valid_target": 1.5}])
 def test_settings_refuse_a_stopping_rule_that_cannot_work(bad):
-    from src.recipes.translation import TranslationSettings
+    from src.shared.training import TrainingConfig
 
     with pytest.raises(ValueError, match=next(iter(bad))):
-        TranslationSettings(**bad)
+        TrainingConfig(**bad)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -62,7 +64,8 @@ def test_the_stop_point_is_the_model_train_copy_model_returns(monkeypatch):
 
     monkeypatch.setattr(robustness, "exact_copies", fingerprint)
     rule = robustness._StopPoint(held_out_sequences(4), patience=2)
-    _, went_on = train_copy_model(epochs=4, seed=3, until=rule)
-    stopped, history = train_copy_model(epochs=4, seed=3, until=copy_task.UntilCopied(held_out_sequences(4), 2))
+    four = replace(copy_task.COPY_TRAINING, epochs=4)
+    _, went_on = train_copy_model(3, four, until=rule)
+    stopped, history = train_copy_model(3, four, until=copy_task.UntilCopied(held_out_sequences(4), 2))
     assert len(went_on.epochs) == 4 and len(history.epochs) == 2 == rule.at["epochs"]
     assert rule.at["exact_match"] == fingerprint(stopped, None)

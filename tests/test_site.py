@@ -142,7 +142,7 @@ class PageReport:
         if self.clipped:
             out.append(f"chart(s) wider than the page's text column, cut off or scrolled: {self.clipped}")
         if self.cdn_charts:
-            out.append(f"{self.cdn_charts} Altair chart(s) left as CDN-loading HTML (missed by vegalite_offline)")
+            out.append(f"{self.cdn_charts} Altair chart(s) left as CDN-loading HTML (rendered without the offline renderer of src.viz)")
         if self.scrolled_listings:
             out.append(f"code listing(s) that scroll sideways at 1280 px: {self.scrolled_listings}")
         if self.math_typeset != self.math:

@@ -7,7 +7,8 @@ import torch
 
 from src.shared.loss import LabelSmoothing, LossCompute
 from src.shared.lr_scheduler import make_optimizer, make_scheduler, rate
-from src.shared.training import Batch, run_epoch, train
+from src.shared.callbacks import Run
+from src.shared.training import Batch, TrainingConfig, run_epoch, train
 from src.transformer import make_model
 
 
@@ -137,12 +138,14 @@ def test_run_epoch_eval_does_not_change_weights_and_train_does():
     batches = [Batch(data, data, pad=0)]
     lc = LossCompute(model.generator, LabelSmoothing(11, 0, 0.0))
     before = [p.clone() for p in model.parameters()]
-    loss, state = run_epoch(batches, model, lc, mode="eval")
-    assert loss > 0 and state.step == 0
+    loss = run_epoch(batches, model, lc)
+    assert loss > 0
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     opt = make_optimizer(model)
-    _, state = run_epoch(batches, model, lc, opt, make_scheduler(opt, 16, 1.0, 10), mode="train")
-    assert state.step == 1 and state.tokens == 8 * 5
+    run = Run(model, opt, make_scheduler(opt, 16, 1.0, 10), batches, 1)
+    run_epoch(batches, model, lc, run)
+    assert run.state.step == 1 and run.state.tokens == 8 * 5
+    assert [r["step"] for r in run.history.steps] == [1]
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
@@ -152,8 +155,9 @@ def test_gradient_accumulation_steps_every_accum_iter_batches():
     batches = [Batch(data, data)] * 6
     lc = LossCompute(model.generator, LabelSmoothing(11, 0, 0.1))
     opt = make_optimizer(model)
-    _, state = run_epoch(batches, model, lc, opt, make_scheduler(opt, 16), accum_iter=3)
-    assert state.step == 2 and state.samples == 24
+    run = Run(model, opt, make_scheduler(opt, 16), batches, 1)
+    run_epoch(batches, model, lc, run, accum_iter=3)
+    assert run.state.step == 2 and run.state.samples == 24
 
 
 def test_train_returns_a_history_and_loss_falls():
@@ -162,7 +166,7 @@ def test_train_returns_a_history_and_loss_falls():
     data = torch.randint(2, 11, (32, 6))
     data[:, 0] = 1
     batches = [Batch(data, data)]
-    history = train(model, batches, epochs=30, eval_batches=batches, warmup=10, factor=1.0)
+    history = train(model, batches, TrainingConfig(epochs=30, warmup=10, factor=1.0), eval_batches=batches)
     assert len(history.steps) == 30 and len(history.epochs) == 30
     assert history.epochs[-1]["eval_loss"] < 0.5 * history.epochs[0]["eval_loss"]
     assert [r["step"] for r in history.steps] == list(range(1, 31))
@@ -178,6 +182,6 @@ def test_training_is_deterministic():
         torch.manual_seed(3)
         model = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2, dropout=0.1)
         data = torch.randint(2, 11, (16, 6))
-        return [r["loss"] for r in train(model, [Batch(data, data)], epochs=5, warmup=5).steps]
+        return [r["loss"] for r in train(model, [Batch(data, data)], TrainingConfig(epochs=5, warmup=5)).steps]
 
     assert run() == run()

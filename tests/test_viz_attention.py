@@ -22,7 +22,7 @@ from src.viz.attention import (
     model_attention,
     position_labels,
 )
-from src.viz.training import training_curves_chart
+from src.viz.training import runs_loss_chart, training_curves_chart
 
 ROWS = ["<s>", "seven", "seven", "two"]  # a repeated token: labels must keep both rows apart
 COLS = ["a", "b", "a", "c", "d"]
@@ -269,6 +269,24 @@ def test_training_chart_without_eval_has_no_eval_panels():
     assert len(spec["vconcat"]) == 2
     assert "eval" not in str([d for d in spec["datasets"].values()])
     vlc.vegalite_to_svg(spec)
+
+
+def test_runs_loss_chart_draws_each_run_at_every_step():
+    runs = {"1 process": [3.0 / s for s in range(1, 6)], "2 processes (torchrun)": [3.1 / s for s in range(1, 6)]}
+    steps = pd.concat([pd.DataFrame({"step": range(1, 6), "epoch": 0, "loss": losses}).assign(run=name)
+                       for name, losses in runs.items()])
+    title = "Copy task: one process and two, the same loss at every step"
+    spec = runs_loss_chart(steps, title=title).to_dict(validate=True)
+    (rows,) = spec["datasets"].values()
+    assert rows == steps.to_dict("records")
+    enc = spec["encoding"]
+    assert enc["color"] == {"field": "run", "title": None, "type": "nominal"} and enc["strokeDash"]["field"] == "run"
+    assert enc["y"]["scale"] == {"type": "log"} and spec["mark"]["point"] == {"size": 18}
+    svg = html.unescape(vlc.vegalite_to_svg(spec))
+    for text in (title, "optimizer step", "training loss per token (log scale)", "2 processes (torchrun)"):
+        assert text in svg
+    with pytest.raises(ValueError, match="run"):
+        runs_loss_chart(steps.drop(columns="run"))
 
 
 def test_training_chart_rejects_an_empty_history():

@@ -6,6 +6,7 @@ import html
 import math
 
 import altair as alt
+import pandas as pd
 import pytest
 import vl_convert as vlc
 from vega_helpers import described, units
@@ -20,6 +21,7 @@ from src.viz.benchmarks import (
     UNCACHED,
     decoding_cost_chart,
     decoding_frame,
+    decoding_step_chart,
     flops_chart,
     flops_frame,
     time_breakdown_chart,
@@ -137,6 +139,36 @@ def test_decoding_chart_draws_one_point_per_row_and_decoder_at_its_length() -> N
     # Vega draws y down: the recomputing decoder, dearer per token, sits above the cached one at every length.
     y = {(described(p)["decoder"], int(described(p)["tokens"])): p["y"] for p in points}
     assert all(y[(UNCACHED, n)] < y[(CACHED, n)] for n in LENGTHS)
+
+
+def per_step_rows() -> pd.DataFrame:
+    """Long-form rows as the chapter on fast decoding melts them: ms per step of each decoder and length."""
+    rows = [{"tokens": n, "decoder": "cached ms / step", "ms per step": 0.5 + 0.001 * n} for n in LENGTHS]
+    rows += [{"tokens": n, "decoder": "recomputing ms / step", "ms per step": 0.02 * n} for n in LENGTHS]
+    return pd.DataFrame(rows)
+
+
+def test_decoding_step_chart_plots_the_chapters_rows_on_log_scales() -> None:
+    per_step = per_step_rows()
+    spec = decoding_step_chart(per_step, title="Cost of one decoding step, batch of 16").to_dict(validate=True)
+    assert data(spec) == per_step.to_dict("records")
+    enc = spec["encoding"]
+    assert (enc["x"]["field"], enc["y"]["field"], enc["color"]["field"]) == ("tokens", "ms per step", "decoder")
+    assert enc["x"]["scale"] == {"type": "log", "base": 2} and enc["y"]["scale"] == {"type": "log"}
+    assert (spec["width"], spec["height"]) == (470, 260)
+    svg = html.unescape(vlc.vegalite_to_svg(spec))
+    for text in ("Cost of one decoding step, batch of 16", "tokens generated", "milliseconds per step (log scale)",
+                 "recomputing ms / step"):
+        assert text in svg
+    points = marks(spec, "symbol")
+    assert len(points) == len(per_step)
+    y = {(described(p)["decoder"], int(described(p)["tokens"])): p["y"] for p in points}
+    assert y[("recomputing ms / step", LENGTHS[-1])] < y[("cached ms / step", LENGTHS[-1])], "dearer sits higher"
+
+
+def test_decoding_step_chart_rejects_rows_without_its_columns() -> None:
+    with pytest.raises(ValueError, match="ms per step"):
+        decoding_step_chart(per_step_rows().drop(columns="ms per step"))
 
 
 # --- training throughput ---------------------------------------------------------------------------------

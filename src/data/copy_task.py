@@ -4,6 +4,8 @@ their batches.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from src import checks
@@ -11,6 +13,21 @@ from src.shared.batch import Batch
 
 # padding and the start symbol; ids 2 .. vocab-1 are the symbols to copy
 PAD, BOS = 0, 1
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    """How much copy-task data a run sees: `batches` batches of `batch_size` sequences
+    drawn afresh each epoch, and `valid` validation sequences.
+    """
+
+    batches: int = 20
+    batch_size: int = 80
+    valid: int = 500
+
+    def __post_init__(self) -> None:
+        for name in ("batches", "batch_size", "valid"):
+            checks.positive_int(name, getattr(self, name))
 
 
 def random_sequences(

@@ -6,55 +6,45 @@ The data is `src.data.copy_task`; `cached_copy_model` is what chapters call.
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
+
 import torch
 from torch import nn
 
 from src.data.copy_task import (
     BOS,
     PAD,
+    CopyTask,
     copy_batches,
     held_out_sequences,
     valid_sequences,
 )
 from src.recipes.targets import TargetMissed, UntilExact, reproduce_command
+from src.shared import distributed
 from src.shared.batch import Batch
+from src.shared.callbacks import progress_bar
 from src.shared.checkpoint import Checkpoint, cached_model
 from src.shared.history import History
-from src.shared.resume import SeededBatches
-from src.shared.training import train
+from src.shared.resume import Checkpointing, SeededBatches
+from src.shared.training import TrainingConfig, train
 from src.transformer.decoding import greedy_decode
-from src.transformer.model import EncoderDecoder, make_model
+from src.transformer.model import EncoderDecoder, ModelConfig
+
+# The copy-task model of the book: small enough to train on a laptop CPU in well under
+# a minute.
+COPY_MODEL = ModelConfig(11, 11, N=2, d_model=64, d_ff=256, h=4, dropout=0.0)
+# Its recipe: equation (3) scaled by `factor`, `warmup` steps, label smoothing; training
+# stops after `patience` epochs in a row that copy every validation sequence, or after
+# `epochs`.
+COPY_TRAINING = TrainingConfig(
+    epochs=40, factor=0.5, warmup=200, smoothing=0.1, patience=3
+)
+COPY_TASK = CopyTask(batches=20, batch_size=80, valid=500)
 
 
-def copy_model_config() -> dict:
-    """The copy-task model of the book: small enough to train on a laptop CPU in well
-    under a minute.
-    """
-    return {
-        "src_vocab": 11,
-        "tgt_vocab": 11,
-        "N": 2,
-        "d_model": 64,
-        "d_ff": 256,
-        "h": 4,
-        "dropout": 0.0,
-    }
-
-
-def copy_training_config() -> dict:
-    """The copy task's recipe: equation (3) scaled by `factor`, `warmup` steps, label
-    smoothing, batches an epoch; training stops after `patience` epochs in a row that
-    copy all `valid` validation sequences, or `epochs`."""
-    return {
-        "factor": 0.5,
-        "warmup": 200,
-        "smoothing": 0.1,
-        "batches": 20,
-        "batch_size": 80,
-        "epochs": 40,
-        "patience": 3,
-        "valid": 500,
-    }
+def copy_recipe() -> dict:
+    """The copy task's model, training and data as plain values (one flat dict)."""
+    return {**asdict(COPY_MODEL), **asdict(COPY_TRAINING), **asdict(COPY_TASK)}
 
 
 class UntilCopied(UntilExact):
@@ -82,34 +72,40 @@ def copy_data(
 
 
 def train_copy_model(
-    epochs: int | None = None,
     seed: int = 0,
-    progress: bool | None = None,
+    training: TrainingConfig = COPY_TRAINING,
+    task: CopyTask = COPY_TASK,
+    *,
     until: UntilCopied | None = None,
+    progress: bool | None = None,
+    ctx: distributed.DistContext | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> tuple[EncoderDecoder, History]:
-    """Train the book's copy-task model from seed `seed` until `UntilCopied` says stop
-    (at most `epochs`).
+    """Train the book's copy-task model from seed `seed`, stopping by `until` (default:
+    `UntilCopied` with `training.patience`; with 0 it only measures, and all
+    `training.epochs` run).
 
-    Deterministic: the same seed gives the same model on the same machine. Returns
-    (model, History).
+    Deterministic: the same seed gives the same model on the same machine. `ctx` trains
+    data-parallel, `checkpoint` writes training states and resumes from one.
     """
-    c = copy_training_config()
+    ctx = ctx or distributed.DistContext()
     torch.manual_seed(seed)
-    model = make_model(**copy_model_config())
-    batches, eval_batches = copy_data(seed, c["batches"], c["batch_size"])
+    model = COPY_MODEL.build()
+    draw, eval_batches = copy_data(seed, task.batches, task.batch_size)
+    if until is None:
+        until = UntilCopied(
+            valid_sequences(seed, task.valid), training.patience or None
+        )
     history = train(
-        model,
-        batches,
-        epochs or c["epochs"],
+        distributed.wrap(model, ctx),
+        distributed.sharded(draw, ctx),
+        training,
         pad=PAD,
-        eval_batches=eval_batches,
-        factor=c["factor"],
-        warmup=c["warmup"],
-        smoothing=c["smoothing"],
-        until=until or UntilCopied(valid_sequences(seed, c["valid"]), c["patience"]),
-        progress=progress,
+        eval_batches=[b.to(ctx.device) for b in eval_batches],
+        until=until,
+        callbacks=[checkpoint, progress_bar(progress if ctx.is_main else False)],
     )
-    return model, history
+    return model, distributed.average_history(history, ctx)
 
 
 def exact_copies(model: nn.Module, sequences: torch.Tensor) -> float:
@@ -131,7 +127,7 @@ def accept_copy_model(model: nn.Module, history: History, seed: int) -> float:
     score = exact_copies(model, held_out_sequences())
     if score < 1.0:
         raise TargetMissed(
-            f"copy-task recipe {copy_training_config()} with seed {seed}: held-out "
+            f"copy-task recipe {copy_recipe()} with seed {seed}: held-out "
             f"exact match {score:.3f} after {len(history.epochs)} epochs, target 1.0; "
             "the model was not cached. Reproduce with: "
             f"{reproduce_command('copy', seed)}"
@@ -155,26 +151,21 @@ def cached_copy_model(
     still measures every epoch): the fixed-budget recipe that the copy-task chapter
     compares against, not accepted.
     """
-    c = copy_training_config()
-    valid, patience = valid_sequences(seed, c["valid"]), c["patience"] if stop else None
+    training = replace(
+        COPY_TRAINING,
+        epochs=epochs or COPY_TRAINING.epochs,
+        patience=COPY_TRAINING.patience if stop else 0,
+    )
 
     def train_fn() -> Checkpoint:
-        model, history = train_copy_model(
-            epochs, seed, progress, until=UntilCopied(valid, patience)
-        )
+        model, history = train_copy_model(seed, training, progress=progress)
         if stop:
             accept_copy_model(model, history, seed)
         return Checkpoint(
             model, extra={"steps": history.steps, "epochs": history.epochs}
         )
 
-    settings = {
-        "epochs": epochs,
-        "seed": seed,
-        "stop": stop,
-        **copy_model_config(),
-        **c,
-    }
+    settings = {"seed": seed, **copy_recipe(), **asdict(training)}
     ckpt = cached_model("copy-task", settings, train_fn)
     return ckpt.model.eval(), History(
         steps=ckpt.extra["steps"], epochs=ckpt.extra["epochs"]

@@ -30,44 +30,32 @@ from src.data.tokenizer import (
 )
 from src.recipes.targets import UntilExact
 from src.shared import distributed
+from src.shared.callbacks import progress_bar
 from src.shared.checkpoint import Checkpoint
 from src.shared.history import History
 from src.shared.resume import Checkpointing
-from src.shared.training import train
+from src.shared.training import TrainingConfig, train
 from src.transformer.decoding import beam_search, greedy_decode
-from src.transformer.model import make_model
+from src.transformer.model import ModelConfig
 
 
 @dataclass(frozen=True)
 class TranslationSettings:
-    """Everything that decides the trained model: tokenizers, model size, batching and
-    the schedule.
+    """Everything that decides a trained translation model: the model, its training,
+    the tokenizers and batches, and the seed.
     """
 
+    # the vocabulary sizes come from the tokenizers
+    model: ModelConfig = ModelConfig(N=2, d_model=128, d_ff=512, h=4, dropout=0.0)
+    training: TrainingConfig = TrainingConfig()
     src_tokenizer: str = "word"  # 'word' or 'bpe'
     tgt_tokenizer: str = "word"
     # vocabulary size of a BPE tokenizer (specials and characters included)
     bpe_vocab: int = 250
-    # one tokenizer for both sides and shared embeddings (paper, section 3.4)
-    share_vocab: bool = False
-    N: int = 2
-    d_model: int = 128
-    d_ff: int = 512
-    h: int = 4
-    dropout: float = 0.0
-    epochs: int = 10
     batch_size: int | None = 128  # sentences per batch
     max_tokens: int | None = None  # or target tokens per batch
-    accum_iter: int = 1  # batches per optimizer step (gradient accumulation)
-    warmup: int = 400
-    factor: float = 1.0
-    smoothing: float = 0.0
-    max_len: int | None = None  # drop longer training pairs
+    max_train_len: int | None = None  # drop training pairs with a longer side (tokens)
     seed: int = 0
-    # stop after `patience` epochs in a row whose greedy exact match on the validation
-    # pairs reaches `valid_target`; `epochs` is then a cap (0: train every epoch)
-    patience: int = 0
-    valid_target: float = 1.0
 
     def __post_init__(self) -> None:
         for side in ("src_tokenizer", "tgt_tokenizer"):
@@ -75,28 +63,35 @@ class TranslationSettings:
                 raise ValueError(
                     f"{side} must be 'word' or 'bpe', got {getattr(self, side)!r}"
                 )
-        if self.share_vocab and self.src_tokenizer != self.tgt_tokenizer:
-            raise ValueError("share_vocab needs the same tokenizer kind on both sides")
-        for name in (
-            "bpe_vocab",
-            "N",
-            "d_model",
-            "d_ff",
-            "h",
-            "epochs",
-            "warmup",
-            "accum_iter",
-        ):
-            checks.positive_int(name, getattr(self, name))
-        checks.probability("dropout", self.dropout)
-        checks.probability("smoothing", self.smoothing)
-        checks.positive_float("factor", self.factor)
-        checks.non_negative_int("patience", self.patience)
-        if not 0.0 < self.valid_target <= 1.0:
-            raise ValueError(f"valid_target must be in (0, 1], got {self.valid_target}")
+        if self.model.share_embeddings and self.src_tokenizer != self.tgt_tokenizer:
+            raise ValueError(
+                "share_embeddings needs the same tokenizer kind on both sides"
+            )
+        checks.positive_int("bpe_vocab", self.bpe_vocab)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# For a parallel corpus in files (`python -m src.train files`): a model a laptop trains
+# on Multi30k in hours, and the paper's base model (Table 3).
+FILES_SMALL = TranslationSettings(
+    model=ModelConfig(N=3, d_model=256, d_ff=1024, h=8, dropout=0.1),
+    training=TrainingConfig(epochs=10, factor=1.0, warmup=4000, smoothing=0.1),
+    src_tokenizer="bpe",
+    tgt_tokenizer="bpe",
+    bpe_vocab=8000,
+    batch_size=None,
+    max_tokens=4096,
+    max_train_len=100,
+)
+BASE = dataclasses.replace(
+    FILES_SMALL,
+    model=ModelConfig(N=6, d_model=512, d_ff=2048, h=8, share_embeddings=True),
+    training=dataclasses.replace(FILES_SMALL.training, epochs=20),
+    bpe_vocab=37000,
+    max_tokens=25000,
+)
 
 
 def build_tokenizer(kind: str, sentences: Sequence[str], bpe_vocab: int = 250):
@@ -237,7 +232,7 @@ def train_translation(
     checkpoint: Checkpointing | None = None,
 ) -> Translator:
     """Build tokenizers on `train_pairs`, then train a model from `settings.seed`;
-    deterministic on CPU. With `settings.patience`, training stops early by the
+    deterministic on CPU. With `settings.training.patience`, training stops early by the
     validation pairs' greedy exact match (`UntilExact`).
 
     `ctx` (a `src.shared.distributed.DistContext`) trains data-parallel: each process
@@ -247,7 +242,7 @@ def train_translation(
     """
     s = settings
     ctx = ctx or distributed.DistContext()
-    if s.share_vocab:
+    if s.model.share_embeddings:  # one vocabulary for both sides (section 3.4)
         src_tok = tgt_tok = build_tokenizer(
             s.src_tokenizer, [x for pair in train_pairs for x in pair], s.bpe_vocab
         )
@@ -258,7 +253,7 @@ def train_translation(
         tgt_tok = build_tokenizer(
             s.tgt_tokenizer, [b for _, b in train_pairs], s.bpe_vocab
         )
-    examples = encode_pairs(train_pairs, src_tok, tgt_tok, s.max_len)
+    examples = encode_pairs(train_pairs, src_tok, tgt_tok, s.max_train_len)
     eval_batches = None
     if valid_pairs:
         valid = encode_pairs(valid_pairs, src_tok, tgt_tok)
@@ -267,25 +262,18 @@ def train_translation(
             for b in make_batches(valid, s.batch_size, s.max_tokens, shuffle=False)
         ]
     torch.manual_seed(s.seed)
-    model = make_model(
-        len(src_tok),
-        len(tgt_tok),
-        N=s.N,
-        d_model=s.d_model,
-        d_ff=s.d_ff,
-        h=s.h,
-        dropout=s.dropout,
-        share_embeddings=s.share_vocab,
-    )
+    model = s.model.with_vocab(len(src_tok), len(tgt_tok)).build()
     until = None
-    if s.patience and valid_pairs:
+    if s.training.patience and valid_pairs:
 
         def valid_exact_match(core: nn.Module) -> float:
             return Translator(core, src_tok, tgt_tok).evaluate(valid_pairs)[
                 "exact_match"
             ]
 
-        until = UntilExact(valid_exact_match, s.valid_target, s.patience)
+        until = UntilExact(
+            valid_exact_match, s.training.valid_target, s.training.patience
+        )
     trained = distributed.wrap(model, ctx)
     batches = distributed.sharded(
         EpochBatches(examples, s.batch_size, s.max_tokens, seed=s.seed), ctx
@@ -294,16 +282,11 @@ def train_translation(
     history = train(
         trained,
         batches,
-        s.epochs,
+        s.training,
         pad=PAD,
         eval_batches=eval_batches,
-        smoothing=s.smoothing,
-        factor=s.factor,
-        warmup=s.warmup,
-        accum_iter=s.accum_iter,
         until=until,
-        progress=progress if ctx.is_main else False,
-        checkpoint=checkpoint,
+        callbacks=[checkpoint, progress_bar(progress if ctx.is_main else False)],
     )
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)

@@ -6,6 +6,7 @@ rules attach to the loop here, so `train` itself stays the paper's recipe.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,6 +33,12 @@ class Run:
     # where the epoch starts: batches already done, their summed loss and tokens
     start: tuple[int, float, int] = (0, 0.0, 0)
 
+    def record_step(self, loss: float) -> None:
+        """Add the row of the optimizer step just taken, with its loss per token."""
+        s = self.state
+        row = {"step": s.step, "epoch": self.epoch, "loss": loss, "lr": s.lr}
+        self.history.steps.append(row)
+
     @property
     def core(self) -> nn.Module:
         """The model itself, unwrapped from DDP."""
@@ -55,6 +62,9 @@ class Callback:
 
     def on_train_end(self, run: Run) -> None:
         """After the last epoch, or when training stops on an error."""
+
+
+NO_CALLBACKS = Callback()  # hooks that do nothing
 
 
 class Callbacks(Callback):
@@ -84,6 +94,21 @@ class Callbacks(Callback):
             c.on_train_end(run)
 
 
+class FusedAttention(Callback):
+    """Train with PyTorch's fused attention kernel (`fused=True`), which never
+    materialises the weights; afterwards `.attn` is kept again for the charts.
+    """
+
+    def __init__(self, fused: bool = True) -> None:
+        self.fused = fused
+
+    def on_train_start(self, run: Run) -> None:
+        run.core.set_fused_attention(self.fused)
+
+    def on_train_end(self, run: Run) -> None:
+        run.core.set_fused_attention(False)
+
+
 class ProgressBar(Callback):
     """A bar of epochs, with the last epoch's losses and accuracy."""
 
@@ -99,3 +124,8 @@ class ProgressBar(Callback):
     def on_train_end(self, run: Run) -> None:
         if hasattr(self, "bar"):
             self.bar.close()
+
+
+def progress_bar(show: bool | None) -> ProgressBar | None:
+    """A `ProgressBar` if `show`, or with `show=None` when stderr is a terminal."""
+    return ProgressBar() if (sys.stderr.isatty() if show is None else show) else None

@@ -243,6 +243,16 @@ def load_training_state(
     return state
 
 
+def config_diff(saved: object, now: dict) -> str:
+    """What differs between a saved configuration and this one, one key at a time."""
+    old = saved if isinstance(saved, dict) else {}
+    return "; ".join(
+        f"{k} was {old.get(k)!r}, now {now.get(k)!r}"
+        for k in sorted(set(old) | set(now))
+        if old.get(k) != now.get(k)
+    )
+
+
 def _as_config(config: ModelConfig | dict) -> ModelConfig:
     if isinstance(config, ModelConfig):
         return config
@@ -308,14 +318,7 @@ def load_checkpoint(
     if config is not None:
         wanted = _as_config(config)
         if wanted != saved:
-            diff = {
-                k: (getattr(saved, k), getattr(wanted, k))
-                for k in dataclasses.asdict(saved)
-                if getattr(saved, k) != getattr(wanted, k)
-            }
-            detail = ", ".join(
-                f"{k}: saved {a!r}, expected {b!r}" for k, (a, b) in diff.items()
-            )
+            detail = config_diff(dataclasses.asdict(saved), dataclasses.asdict(wanted))
             raise ValueError(
                 f"{path} holds a model of another configuration ({detail})"
             )

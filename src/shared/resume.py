@@ -23,7 +23,11 @@ from torch import nn
 from src import checks
 from src.shared.batch import Batch
 from src.shared.callbacks import Callback, Run
-from src.shared.checkpoint import load_training_state, save_training_state
+from src.shared.checkpoint import (
+    config_diff,
+    load_training_state,
+    save_training_state,
+)
 from src.shared.history import History, TrainState
 
 
@@ -286,13 +290,8 @@ def _check_resumable(saved: dict, checkpoint: Checkpointing, epochs: int) -> Non
     """
     path = checkpoint.path
     if saved.get("config") != checkpoint.config:
-        old, new = saved.get("config") or {}, checkpoint.config
-        diff = [
-            f"{k}: saved {old.get(k)!r}, now {new.get(k)!r}"
-            for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k)
-        ]
-        raise ResumeError(f"{path} is the state of another run ({'; '.join(diff)})")
+        diff = config_diff(saved.get("config"), checkpoint.config)
+        raise ResumeError(f"{path} is the state of another run ({diff})")
     if saved["world"] != checkpoint.world:
         raise ResumeError(
             f"{path} was written by {saved['world']} process(es), this run has "

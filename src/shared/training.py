@@ -8,60 +8,79 @@ working.
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from src import checks
 from src.shared.batch import Batch
-from src.shared.callbacks import Callback, Callbacks, ProgressBar, Run
+from src.shared.callbacks import NO_CALLBACKS, Callback, Callbacks, FusedAttention, Run
 from src.shared.history import History, TrainState
 from src.shared.loss import LabelSmoothing, LossCompute
 from src.shared.lr_scheduler import make_optimizer, make_scheduler
-from src.shared.resume import Checkpointing
+
+__all__ = ["Batch", "History", "TrainState", "TrainingConfig", "run_epoch", "train"]
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How `train` trains: Adam with the learning rate of equation (3) (section 5.3),
+    label smoothing (section 5.4), and for how long.
+    """
+
+    epochs: int = 10  # at most; a stopping rule may end training sooner
+    factor: float = 1.0  # scales the learning rate of equation (3)
+    warmup: int = 400  # steps over which the learning rate rises
+    smoothing: float = 0.0  # epsilon_ls of label smoothing
+    accum_iter: int = 1  # batches per optimizer step (gradient accumulation)
+    fused: bool = True  # train with PyTorch's fused attention kernel
+    # the recipes' stopping rule (`UntilExact`): end after `patience` epochs in a row
+    # at `valid_target` held-out exact match (0: train every epoch)
+    patience: int = 0
+    valid_target: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "warmup", "accum_iter"):
+            checks.positive_int(name, getattr(self, name))
+        checks.positive_float("factor", self.factor)
+        checks.probability("smoothing", self.smoothing)
+        checks.non_negative_int("patience", self.patience)
+        if not 0.0 < self.valid_target <= 1.0:
+            raise ValueError(f"valid_target must be in (0, 1], got {self.valid_target}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def run_epoch(
     data_iter: Iterable[Batch],
     model: nn.Module,
     loss_compute: LossCompute,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    mode: str = "train",
+    run: Run | None = None,
     accum_iter: int = 1,
-    train_state: TrainState | None = None,
-    on_update: Callable[[int, float, tuple[float, int]], None] | None = None,
-    start: tuple[int, float, int] = (0, 0.0, 0),
-) -> tuple[float, TrainState]:
-    """One pass over `data_iter`: the mean loss per target token, and the counts.
-
-    "train" backpropagates and updates the weights every `accum_iter` batches; "eval"
-    does not. After each update `on_update(batches_done, loss, (summed_loss, tokens))`
-    runs. `start` (batches done, their summed loss and tokens) goes on inside an epoch.
+    hooks: Callback = NO_CALLBACKS,
+) -> float:
+    """One pass over `data_iter`: the mean loss per target token. Given the `run` that
+    `train` makes, backpropagate, and every `accum_iter` batches update the weights.
     """
-    if mode not in ("train", "eval"):
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-    if mode == "train" and optimizer is None:
-        raise ValueError("optimizer is required when mode='train'")
-    state = train_state if train_state is not None else TrainState()
-    done, total_loss, total_tokens = start
+    done, total_loss, total_tokens = run.start if run is not None else (0, 0.0, 0)
     for i, batch in itertools.islice(enumerate(data_iter, 1), done, None):
         out = model(batch.src, batch.tgt, batch.src_mask, batch.tgt_mask)
         loss, loss_node = loss_compute(out, batch.tgt_y, batch.ntokens)
         total_loss, total_tokens = total_loss + loss, total_tokens + batch.ntokens
-        if mode == "train":
-            loss_node.backward()
-            state.samples += batch.src.size(0)
-            state.tokens += batch.ntokens
-            if i % accum_iter == 0:
-                update(optimizer, scheduler, state)
-                if on_update is not None:
-                    per_token = loss / max(batch.ntokens, 1)
-                    on_update(i, per_token, (total_loss, total_tokens))
-    return total_loss / max(total_tokens, 1), state
+        if run is None:  # only measure
+            continue
+        loss_node.backward()
+        run.state.samples += batch.src.size(0)
+        run.state.tokens += batch.ntokens
+        if i % accum_iter == 0:
+            update(run.optimizer, run.scheduler, run.state)
+            run.record_step(loss / max(batch.ntokens, 1))
+            hooks.on_update(run, i, (total_loss, total_tokens))
+    return total_loss / max(total_tokens, 1)
 
 
 def update(
@@ -85,7 +104,7 @@ def evaluate(
     """Loss per target token and token accuracy on `batches`, teacher-forced."""
     model.eval()
     with torch.no_grad():
-        loss, _ = run_epoch(batches, model, loss_compute, mode="eval")
+        loss = run_epoch(batches, model, loss_compute)
     return {"eval_loss": loss, "eval_accuracy": token_accuracy(model, batches)}
 
 
@@ -105,43 +124,23 @@ def token_accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
 def train(
     model: nn.Module,
     batches: Iterable[Batch] | Callable[[], Iterable[Batch]],
-    epochs: int,
+    config: TrainingConfig,
     *,
     pad: int = 0,
     eval_batches: Iterable[Batch] | None = None,
-    smoothing: float = 0.0,
-    factor: float = 1.0,
-    warmup: int = 400,
-    accum_iter: int = 1,
-    fused: bool = True,
     until: Callable[[nn.Module, History], bool] | None = None,
-    progress: bool | None = None,
-    checkpoint: Checkpointing | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback | None] = (),
 ) -> History:
-    """Train with Adam, the paper's learning rate schedule and label smoothing.
-
-    `batches`: a list of `Batch`, or a function returning an epoch's batches. `until(
-    model, history)` may stop training after an epoch (`epochs` is then a cap). `fused`
-    trains with PyTorch's fused attention (`.attn` is kept again afterwards). A progress
-    bar (on a terminal, with `progress=None`), `checkpoint` and `callbacks` are hooks.
+    """Train `model` on `batches` (a list, or a function returning an epoch's) as
+    `config` says. After each epoch `until(model, history)` may stop training.
     """
-    d_model = model.src_embed.embeddings.d_model
-    vocab = model.generator.proj.out_features
-    loss_compute = LossCompute(model.generator, LabelSmoothing(vocab, pad, smoothing))
+    d_model, vocab = model.generator.proj.in_features, model.generator.proj.out_features
+    criterion = LabelSmoothing(vocab, pad, config.smoothing)
+    loss_compute = LossCompute(model.generator, criterion)
     optimizer = make_optimizer(model)
-    scheduler = make_scheduler(optimizer, d_model, factor=factor, warmup=warmup)
-    run = Run(model, optimizer, scheduler, batches, check_epochs(epochs, batches))
-    bar = sys.stderr.isatty() if progress is None else progress
-    hooks = Callbacks([checkpoint, ProgressBar() if bar else None, *callbacks])
-
-    def record(done: int, loss: float, totals: tuple[float, int]) -> None:
-        s = run.state
-        step = {"step": s.step, "epoch": run.epoch, "loss": loss, "lr": s.lr}
-        run.history.steps.append(step)
-        hooks.on_update(run, done, totals)
-
-    model.set_fused_attention(fused)
+    scheduler = make_scheduler(optimizer, d_model, config.factor, config.warmup)
+    run = Run(model, optimizer, scheduler, check_batches(batches), config.epochs)
+    hooks = Callbacks([FusedAttention(config.fused), *callbacks])
     hooks.on_train_start(run)
     try:
         while run.epoch < run.epochs:
@@ -149,10 +148,7 @@ def train(
             model.train()
             data = batches() if callable(batches) else batches
             hooks.on_epoch_start(run)
-            loss, _ = run_epoch(
-                data, model, loss_compute, optimizer, scheduler, "train", accum_iter,
-                run.state, on_update=record, start=run.start,
-            )  # fmt: skip
+            loss = run_epoch(data, model, loss_compute, run, config.accum_iter, hooks)
             row = {"epoch": run.epoch, "step": run.state.step, "train_loss": loss}
             if eval_batches is not None:
                 row |= evaluate(model, eval_batches, loss_compute)
@@ -163,17 +159,16 @@ def train(
             if stop:
                 break
     finally:
-        model.set_fused_attention(False)
         model.eval()
         hooks.on_train_end(run)
     return run.history
 
 
-def check_epochs(epochs: int, batches: object) -> int:
-    """`epochs` if it is a positive int and `batches` a list or function, else raise."""
+def check_batches(batches: object) -> Iterable[Batch] | Callable[[], Iterable[Batch]]:
+    """`batches`, if it is a list of batches or a function returning one."""
     if not (callable(batches) or isinstance(batches, Iterable)):
         raise TypeError(
             "batches must be a list of Batch or a function returning one, got "
             f"{type(batches).__name__}"
         )
-    return checks.positive_int("epochs", epochs)
+    return batches

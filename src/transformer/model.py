@@ -5,6 +5,7 @@ hyperparameters.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -81,14 +82,14 @@ class DecoderCache:
                     kv[name] = t.index_select(0, index)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything `make_model` needs to build the same model again (saved with
-    checkpoints).
+    checkpoints). A preset may leave the vocabulary sizes to its tokenizers (None).
     """
 
-    src_vocab: int
-    tgt_vocab: int
+    src_vocab: int | None = None
+    tgt_vocab: int | None = None
     N: int = 6
     d_model: int = 512
     d_ff: int = 2048
@@ -96,13 +97,16 @@ class ModelConfig:
     dropout: float = 0.1
     norm_first: bool = True
     share_embeddings: bool = False
-    max_len: int = 5000
+    max_len: int = 5000  # positions of the positional-encoding table
 
     def __post_init__(self) -> None:
         """Check every hyperparameter once, here, with a message naming it."""
-        for name in ("src_vocab", "tgt_vocab", "N", "d_model", "d_ff", "h", "max_len"):
+        for name in ("N", "d_model", "d_ff", "h", "max_len"):
             checks.positive_int(name, getattr(self, name))
-        self.dropout = checks.probability("dropout", self.dropout)
+        for name in ("src_vocab", "tgt_vocab"):  # None: left to the tokenizers
+            if getattr(self, name) is not None:
+                checks.positive_int(name, getattr(self, name))
+        checks.probability("dropout", self.dropout)
         if self.d_model % self.h != 0:
             raise ValueError(
                 f"d_model ({self.d_model}) must be divisible by h ({self.h})"
@@ -112,6 +116,16 @@ class ModelConfig:
                 "share_embeddings needs one vocabulary: "
                 f"src_vocab ({self.src_vocab}) != tgt_vocab ({self.tgt_vocab})"
             )
+
+    def with_vocab(self, src_vocab: int, tgt_vocab: int) -> ModelConfig:
+        """This configuration for the given vocabulary sizes."""
+        return dataclasses.replace(self, src_vocab=src_vocab, tgt_vocab=tgt_vocab)
+
+    def build(self) -> EncoderDecoder:
+        """A freshly initialised model of this configuration (`make_model`)."""
+        if self.src_vocab is None or self.tgt_vocab is None:
+            raise ValueError("the vocabulary sizes are not set: use with_vocab first")
+        return make_model(**dataclasses.asdict(self))
 
 
 class EncoderDecoder(nn.Module):

@@ -1,5 +1,6 @@
 """Charts of `src.bench`: decoding cost per token, training throughput against
-PyTorch's, GFLOP/s against peak, and where a training step's time goes."""
+PyTorch's, GFLOP/s against peak, and where a training step's time goes; and the cost
+of one decoding step that the chapter on fast decoding measures."""
 
 from __future__ import annotations
 
@@ -106,6 +107,37 @@ def decoding_cost_chart(
             height=300,
             title="Cost of one decoding step against sequence length",
         )
+    )
+
+
+def decoding_step_chart(
+    per_step: pd.DataFrame, title: str = "Cost of one decoding step"
+) -> alt.Chart:
+    """Milliseconds per decoding step against the number of tokens generated, one line
+    per decoder (log-log), from long-form rows with the columns "tokens", "decoder" and
+    "ms per step" (the measurement of the chapter on fast decoding).
+    """
+    missing = [c for c in ("tokens", "decoder", "ms per step") if c not in per_step]
+    if missing:
+        raise ValueError(f"per-step rows lack the columns {missing}")
+    return (
+        alt.Chart(per_step)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "tokens:Q",
+                scale=alt.Scale(type="log", base=2),
+                title="tokens generated",
+            ),
+            y=alt.Y(
+                "ms per step:Q",
+                scale=alt.Scale(type="log"),
+                title="milliseconds per step (log scale)",
+            ),
+            color=alt.Color("decoder:N", title=None),
+            tooltip=["tokens", "decoder", alt.Tooltip("ms per step:Q", format=".2f")],
+        )
+        .properties(width=470, height=260, title=title)
     )
 
 

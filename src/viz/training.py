@@ -1,5 +1,5 @@
 """Training curves of a `History`: loss per step and per epoch, the learning rate, eval
-accuracy.
+accuracy; and the loss per step of several runs side by side.
 """
 
 from __future__ import annotations
@@ -150,3 +150,29 @@ def training_curves_chart(
             )
         )
     return alt.vconcat(*panels, title=title).resolve_scale(color="shared", x="shared")
+
+
+def runs_loss_chart(steps: pd.DataFrame, title: str = "Training loss") -> alt.Chart:
+    """The loss at every optimizer step of several training runs, one line (and dash)
+    per run, on a log scale, from rows with the columns "run", "step" and "loss" (the
+    comparison of one process and two in the chapter on scaling out).
+    """
+    missing = [c for c in ("run", "step", "loss") if c not in steps]
+    if missing:
+        raise ValueError(f"step rows lack the columns {missing}")
+    return (
+        alt.Chart(steps)
+        .mark_line(point=alt.OverlayMarkDef(size=18))
+        .encode(
+            x=alt.X("step:Q", title="optimizer step"),
+            y=alt.Y(
+                "loss:Q",
+                scale=alt.Scale(type="log"),
+                title="training loss per token (log scale)",
+            ),
+            color=alt.Color("run:N", title=None),
+            strokeDash=alt.StrokeDash("run:N", title=None),
+            tooltip=["run", "step", alt.Tooltip("loss:Q", format=".6f")],
+        )
+        .properties(width=470, height=260, title=title)
+    )

@@ -1,43 +1,42 @@
 """Draw Altair / Vega-Lite charts in the built book with no network.
 
-A chapter leaves an Altair chart as the last expression of a cell. The kernel records it as one of
+Altair's default renderer writes a chart as HTML that loads vega, vega-lite and
+vega-embed from a CDN: blank on a site that reaches no other host. The book's charts
+come from ``src.viz``, which registers an Altair renderer of its own
+(``src.viz.offline``) and enables it when the environment variable
+``OFFLINE_CHARTS_ENV`` is "1". That renderer writes each chart as a container::
 
-* ``text/html`` from Altair's default renderer: a ``<div>`` and a script that loads vega,
-  vega-lite and vega-embed from a CDN (blank offline), with the spec inlined as JSON;
-* ``application/vnd.vegalite.v*+json`` (or the Vega equivalents), the native MIME type that
-  JupyterLab draws and myst-nb does not render at all. (Altair 6's ``mimetype`` renderer writes the
-  key ``application/vnd.vegalite.v6.json``, without "+": nbformat rejects a JSON object under such a
-  key, so the notebook fails validation before it reaches the book; chapters keep Altair's default
-  renderer.)
-
-This extension registers a myst-nb MIME render plugin that turns both into the same offline
-container::
-
-    <div class="vegalite-offline">
-      <script type="application/json" class="vegalite-offline-spec">{"spec": ..., "opt": ...}</script>
-      <div class="vegalite-offline-chart"></div>
+    <div class="vegalite-offline" role="figure" aria-label="TITLE">
+    <script type="application/json" class="vegalite-offline-spec">{"spec": ..., "opt": ...}</script>
+    <div class="vegalite-offline-chart"></div>
     </div>
 
-and, on every page that has such a container, adds two deferred scripts from ``_static``:
-``vegalite-bundle.js`` (vega + vega-lite + vega-embed from ``vl_convert.javascript_bundle()``,
-wrapped in a function scope so that its top-level names cannot collide with the theme's, and
-exporting ``window.vegaEmbed``) and ``vegalite-offline.js``, which calls ``vegaEmbed`` on every
-container and records the outcome in ``data-vegalite-status`` ("rendered" or "error").
+This extension
 
-The bundle is generated at build time into the output's ``_static`` (never into the source tree)
-and regenerated only when vl-convert or the Vega-Lite version changes.
-
-myst-nb 1.4 discovers MIME render plugins only through the ``myst_nb.mime_renderers`` entry-point
-group; a local extension has no package metadata, so ``setup`` appends the plugin to the list that
-``myst_nb.core.render.load_mime_renders`` returns (the function ``render_mime_type`` and
-``get_mime_priority`` call).
+* sets ``OFFLINE_CHARTS_ENV`` to "1" in ``setup``. myst-nb executes the chapters
+  through nbclient, which starts each kernel with jupyter_client without an ``env``
+  argument; jupyter_client's provisioner then gives the kernel a copy of
+  ``os.environ`` as it is at that moment. Every chapter that imports ``src.viz``
+  therefore writes offline containers, whichever execution mode is set;
+* writes ``vegalite-bundle.js`` into the output's ``_static`` at ``builder-inited``
+  (vega + vega-lite + vega-embed from ``vl_convert.javascript_bundle()``, wrapped in a
+  function scope so that its top-level names cannot collide with the theme's, and
+  exporting ``window.vegaEmbed``; regenerated only when vl-convert or the Vega-Lite
+  version changes, never into the source tree), with ``vegalite-offline.js`` and
+  ``vegalite-offline.css``;
+* adds those scripts (deferred) and the stylesheet to every page whose doctree holds a
+  raw HTML node with a container. ``vegalite-offline.js`` calls ``vegaEmbed`` on every
+  container and records the outcome in ``data-vegalite-status`` ("rendered" or
+  "error");
+* warns (type ``altair``, subtype ``vegalite_offline``, at the document) about every
+  raw HTML node that holds Altair's CDN output (an ``altair-viz-`` element): a chart
+  made in a chapter that does not import ``src.viz``, or an output taken from an
+  execution cache filled before the chapter did.
 """
 
 from __future__ import annotations
 
-import html
-import json
-import re
+import os
 import shutil
 from importlib import metadata
 from pathlib import Path
@@ -47,143 +46,38 @@ from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
 
+from src.viz.offline import CONTAINER_CLASS, OFFLINE_CHARTS_ENV
+
 logger = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 BUNDLE_NAME = "vegalite-bundle.js"
 RUNTIME_NAME = "vegalite-offline.js"
 CSS_NAME = "vegalite-offline.css"
-CONTAINER_CLASS = "vegalite-offline"
-# Class of the docutils raw node (HTML writers wrap a raw node that has classes in a <div>).
-OUTPUT_CLASS = "vegalite-offline-output"
-
-# Native JSON MIME types (Altair 5 writes "+json", Altair 6 writes ".json") and their vega-embed mode.
-JSON_MIME_MODES: dict[str, str] = {}
-for _v in (3, 4, 5, 6):
-    JSON_MIME_MODES[f"application/vnd.vegalite.v{_v}+json"] = "vega-lite"
-    JSON_MIME_MODES[f"application/vnd.vegalite.v{_v}.json"] = "vega-lite"
-for _v in (5, 6):
-    JSON_MIME_MODES[f"application/vnd.vega.v{_v}+json"] = "vega"
-    JSON_MIME_MODES[f"application/vnd.vega.v{_v}.json"] = "vega"
-
-# What the book's charts get unless the chart sets its own embed options: an export menu (SVG/PNG,
-# done in the browser), no "open in the Vega editor" link (another host) and no source view.
-DEFAULT_EMBED_OPTIONS: dict[str, Any] = {
-    "actions": {"export": True, "source": False, "compiled": False, "editor": False},
-}
-
-# Altair's HTML template wraps its code in `(function(spec, embedOpt){ ... })(SPEC, EMBED_OPTIONS);`:
-# the first `})(` after that opener is the call (the function body holds no data).
-_ALTAIR_MARKER = re.compile(r'<div id="(altair-viz-[0-9a-f]+)"')
-_ALTAIR_OPENER = re.compile(r"\(function\s*\(\s*spec\s*,\s*embedOpt\s*\)\s*\{")
-_ALTAIR_CALL = re.compile(r"\}\)\(\s*(?=\{)")
+# What a raw HTML node holds when it is an offline chart, and when it is Altair's CDN one.
+CONTAINER_MARK = f'class="{CONTAINER_CLASS}"'
+CDN_MARK = "altair-viz-"
 
 
-class VegaLiteParseError(ValueError):
-    """An output looked like an Altair chart but its spec could not be read."""
-
-
-def altair_html_spec(text: str) -> tuple[dict, dict] | None:
-    """(spec, embed options) of an Altair ``text/html`` chart output; None if the HTML is not one."""
-    if not _ALTAIR_MARKER.search(text) or "vegaEmbed" not in text:
-        return None
-    opener = _ALTAIR_OPENER.search(text)
-    call = _ALTAIR_CALL.search(text, opener.end()) if opener else None
-    if call is None:
-        raise VegaLiteParseError("no `(function(spec, embedOpt){...})(spec, options)` call found")
-    decoder = json.JSONDecoder()
-    pos = call.end()
-    try:
-        spec, pos = decoder.raw_decode(text, pos)
-        match = re.compile(r"\s*,\s*").match(text, pos)
-        options: dict = {}
-        if match:
-            options, _ = decoder.raw_decode(text, match.end())
-    except json.JSONDecodeError as err:
-        raise VegaLiteParseError(f"spec is not JSON: {err}") from err
-    if not isinstance(spec, dict) or not isinstance(options, dict):
-        raise VegaLiteParseError("spec or options is not a JSON object")
-    return spec, options
-
-
-def _json_for_script(obj: Any) -> str:
-    """JSON that is safe inside a <script> element (no `</script>`, no `<!--`)."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def chart_html(spec: dict, options: dict | None = None, mode: str = "vega-lite") -> str:
-    """The offline container for one chart."""
-    opt = {**DEFAULT_EMBED_OPTIONS, **(options or {})}
-    opt.setdefault("mode", mode)
-    payload = _json_for_script({"spec": spec, "opt": opt})
-    title = spec.get("title") if isinstance(spec, dict) else None
-    if isinstance(title, dict):
-        title = title.get("text")
-    if isinstance(title, list):
-        title = " ".join(map(str, title))
-    label = f' role="figure" aria-label="{html.escape(str(title))}"' if title else ""
-    return (
-        f'<div class="{CONTAINER_CLASS}"{label}>\n'
-        f'<script type="application/json" class="vegalite-offline-spec">{payload}</script>\n'
-        '<div class="vegalite-offline-chart"></div>\n'
-        "</div>\n"
-    )
-
-
-def _raw_node(markup: str) -> nodes.raw:
-    return nodes.raw("", markup, format="html", classes=["output", "text_html", OUTPUT_CLASS])
-
-
-class VegaLiteMimeRenderPlugin:
-    """myst-nb MIME render plugin (see ``myst_nb.core.render.MimeRenderPlugin``)."""
-
-    # Prefer a Vega-Lite JSON output over any HTML in the same bundle, in every HTML builder.
-    mime_priority_overrides = [
-        (builder, mime, 5)
-        for builder in ("html", "dirhtml", "singlehtml", "readthedocs", "readthedocsdirhtml", "readthedocssinglehtml")
-        for mime in JSON_MIME_MODES
+def _raw_html(doctree: nodes.Node | None) -> list[nodes.raw]:
+    """The raw HTML nodes of a doctree."""
+    if doctree is None:
+        return []
+    return [
+        node
+        for node in doctree.findall(nodes.raw)
+        if "html" in node.get("format", "").split()
     ]
 
-    @staticmethod
-    def handle_mime(renderer: Any, data: Any, inline: bool) -> list[nodes.Element] | None:
-        mime = data.mime_type
-        if mime in JSON_MIME_MODES:
-            spec = data.content
-            if isinstance(spec, (str, bytes)):
-                spec = json.loads(spec)
-            embed = (data.output_metadata or {}).get(mime, {}).get("embed_options", {})
-            return [_raw_node(chart_html(spec, embed, JSON_MIME_MODES[mime]))]
-        if mime == "text/html":
-            try:
-                found = altair_html_spec(data.string)
-            except VegaLiteParseError as err:
-                renderer.logger.warning(
-                    f"Altair HTML output could not be converted for offline rendering ({err}); "
-                    "it would load Vega from a CDN",
-                    subtype="vegalite_offline",
-                    line=data.line,
-                )
-                return None
-            if found is None:
-                return None
-            spec, options = found
-            return [_raw_node(chart_html(spec, options, options.get("mode", "vega-lite")))]
-        return None
+
+def has_charts(doctree: nodes.Node | None) -> bool:
+    """Whether the doctree holds an offline chart container."""
+    return any(CONTAINER_MARK in node.astext() for node in _raw_html(doctree))
 
 
-def _install_plugin() -> None:
-    from myst_nb.core import render
-
-    if getattr(render.load_mime_renders, "_vegalite_offline", False):
-        return
-    original = render.load_mime_renders
-
-    def load_mime_renders() -> list:
-        return [*original(), VegaLiteMimeRenderPlugin]
-
-    load_mime_renders._vegalite_offline = True  # type: ignore[attr-defined]
-    render.load_mime_renders = load_mime_renders
+def cdn_charts(doctree: nodes.Node | None) -> list[nodes.raw]:
+    """The raw HTML nodes that hold a chart of Altair's default (CDN) renderer."""
+    return [node for node in _raw_html(doctree) if CDN_MARK in node.astext()]
 
 
 def _vegalite_version() -> str | None:
@@ -229,21 +123,36 @@ def _builder_inited(app: Sphinx) -> None:
         shutil.copyfile(STATIC / name, static_dir / name)
 
 
-def _has_charts(doctree: nodes.document | None) -> bool:
-    if doctree is None:
-        return False
-    return any(OUTPUT_CLASS in node.get("classes", []) for node in doctree.findall(nodes.raw))
+def _doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """Warn about every chart left to Altair's default renderer."""
+    if app.builder.format != "html":
+        return
+    for node in cdn_charts(doctree):
+        logger.warning(
+            "an Altair chart was rendered by Altair's default renderer, which loads "
+            "Vega from a CDN (blank offline); make the chart in a chapter that imports "
+            "src.viz (a src.viz chart builder, or `import src.viz`), which enables the "
+            "offline renderer in the book build. If the chapter does, its output comes "
+            "from an older execution cache: clear it (_build/.jupyter_cache)",
+            type="altair",
+            subtype="vegalite_offline",
+            location=(docname, node.line),
+        )
 
 
-def _html_page_context(app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
-    if app.registry.html_assets_policy == "always" or _has_charts(doctree):
+def _html_page_context(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
+) -> None:
+    if app.registry.html_assets_policy == "always" or has_charts(doctree):
         app.add_js_file(BUNDLE_NAME, priority=600, loading_method="defer")
         app.add_js_file(RUNTIME_NAME, priority=601, loading_method="defer")
         app.add_css_file(CSS_NAME)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    _install_plugin()
+    # Inherited by the kernels that execute the chapters (see the module docstring).
+    os.environ[OFFLINE_CHARTS_ENV] = "1"
     app.connect("builder-inited", _builder_inited)
+    app.connect("doctree-resolved", _doctree_resolved)
     app.connect("html-page-context", _html_page_context)
-    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "2.0", "parallel_read_safe": True, "parallel_write_safe": True}
