@@ -26,6 +26,7 @@ from src.shared.lr_scheduler import make_optimizer
 from src.shared.training import Batch
 from src.transformer import beam_search, greedy_decode, make_model
 from src.transformer.model import EncoderDecoder
+from src.transformer.reference import TorchTransformer
 
 VOCAB = 1000
 
@@ -35,44 +36,6 @@ TRAIN_SIZES = [
     ("d256 N3 b64 L32", 256, 3, 1024, 4, 64, 32),
     ("base d512 N6 b16 L32", 512, 6, 2048, 8, 16, 32),
 ]
-
-
-class TorchTransformer(nn.Module):
-    """`torch.nn.Transformer` (pre-norm, batch first) with the book's embeddings and
-    generator around it.
-    """
-
-    def __init__(self, book: EncoderDecoder) -> None:
-        super().__init__()
-        c = book.config
-        self.src_embed, self.tgt_embed, self.generator = (
-            book.src_embed,
-            book.tgt_embed,
-            book.generator,
-        )
-        self.transformer = nn.Transformer(
-            d_model=c.d_model,
-            nhead=c.h,
-            num_encoder_layers=c.N,
-            num_decoder_layers=c.N,
-            dim_feedforward=c.d_ff,
-            dropout=c.dropout,
-            batch_first=True,
-            norm_first=True,
-        )
-
-    # the book's mask convention: True = may attend
-    def forward(self, src, tgt, src_mask, tgt_mask):
-        causal = nn.Transformer.generate_square_subsequent_mask(tgt.size(1))
-        pad = ~src_mask[:, 0]  # (batch, src_len): True marks padding for PyTorch
-        return self.transformer(
-            self.src_embed(src),
-            self.tgt_embed(tgt),
-            tgt_mask=causal,
-            src_key_padding_mask=pad,
-            memory_key_padding_mask=pad,
-            tgt_is_causal=True,
-        )
 
 
 def book_model(d_model: int, N: int, d_ff: int, h: int) -> EncoderDecoder:

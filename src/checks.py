@@ -100,3 +100,75 @@ def mask(name: str, m: object, batch: int, queries: int, keys: int) -> torch.Ten
             f"keys) = {expected}"
         )
     return m if m.dtype == torch.bool else m != 0
+
+
+def encoder_inputs(
+    src: object, src_mask: object, vocab: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`EncoderDecoder.encode`'s inputs checked: ids (batch, src_len) in [0, vocab) and
+    a mask broadcasting to (batch, src_len, src_len), as booleans.
+    """
+    src = token_ids("src", src, vocab)
+    batch, src_len = src.shape
+    return src, mask("src_mask", src_mask, batch, src_len, src_len)
+
+
+def decoder_inputs(
+    memory: torch.Tensor,
+    src_mask: object,
+    tgt: torch.Tensor,
+    tgt_mask: object | None,
+    vocab: int | None,
+    start: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`EncoderDecoder.decode`'s masks checked against `memory` and `tgt` (whose ids
+    are checked unless `vocab` is None), as booleans; `start`: positions decoded before.
+    """
+    if vocab is not None:
+        token_ids("tgt", tgt, vocab)
+    batch, tgt_len = tgt.shape
+    if memory.dim() != 3 or memory.size(0) != batch:
+        raise ValueError(
+            f"memory must have shape (batch={batch}, src_len, d_model), got "
+            f"{tuple(memory.shape)}"
+        )
+    src_mask = mask("src_mask", src_mask, batch, tgt_len, memory.size(1))
+    if tgt_mask is not None:
+        tgt_mask = mask("tgt_mask", tgt_mask, batch, tgt_len, start + tgt_len)
+    return src_mask, tgt_mask
+
+
+def label_smoothing(size: int, padding_idx: int | None, smoothing: float) -> None:
+    """Check `LabelSmoothing`'s arguments: a vocabulary `size`, a padding id in it or
+    None, and a smoothing in [0, 1) with a token besides the true one to receive it.
+    """
+    positive_int("size", size)
+    if (
+        padding_idx is not None
+        and not 0 <= non_negative_int("padding_idx", padding_idx) < size
+    ):
+        raise ValueError(
+            f"padding_idx must be a token id in [0, {size - 1}] or None, got "
+            f"{padding_idx}"
+        )
+    if (
+        probability("smoothing", smoothing) > 0
+        and size - (2 if padding_idx is not None else 1) < 1
+    ):
+        raise ValueError(
+            "smoothing > 0 needs a token besides the true one and padding to receive "
+            f"its mass, but size={size} with padding_idx={padding_idx} leaves none"
+        )
+
+
+def log_probs_and_targets(x: torch.Tensor, target: object, size: int) -> None:
+    """Check `LabelSmoothing`'s inputs: x (tokens, size) and target (tokens,) ids."""
+    if x.dim() != 2 or x.size(1) != size:
+        raise ValueError(
+            f"x must have shape (tokens, size={size}), got {tuple(x.shape)}"
+        )
+    token_ids("target", target, size, ndim=1)
+    if target.size(0) != x.size(0):
+        raise ValueError(
+            f"target has {target.size(0)} tokens but x has {x.size(0)} rows"
+        )

@@ -50,7 +50,7 @@ def test_parity_check_can_fail():
     def broken(m):
         ref = original(m)
         with torch.no_grad():
-            ref.decoder.layers[0].linear2.bias[0] += 1e-3
+            ref.transformer.decoder.layers[0].linear2.bias[0] += 1e-3
         return ref
 
     reference.to_torch_transformer = broken

@@ -22,23 +22,8 @@ class LabelSmoothing(nn.Module):
         self, size: int, padding_idx: int | None, smoothing: float = 0.0
     ) -> None:
         super().__init__()
-        self.size = checks.positive_int("size", size)
-        if (
-            padding_idx is not None
-            and not 0 <= checks.non_negative_int("padding_idx", padding_idx) < size
-        ):
-            raise ValueError(
-                f"padding_idx must be a token id in [0, {size - 1}] or None, got "
-                f"{padding_idx}"
-            )
-        self.padding_idx = padding_idx
-        self.smoothing = checks.probability("smoothing", smoothing)
-        if self.smoothing > 0 and size - (2 if padding_idx is not None else 1) < 1:
-            raise ValueError(
-                "smoothing > 0 needs a token besides the true one and padding to "
-                f"receive its mass, but size={size} with padding_idx={padding_idx} "
-                "leaves none"
-            )
+        checks.label_smoothing(size, padding_idx, smoothing)
+        self.size, self.padding_idx, self.smoothing = size, padding_idx, smoothing
         self.confidence = 1.0 - self.smoothing
         self.true_dist: torch.Tensor | None = None
 
@@ -46,15 +31,7 @@ class LabelSmoothing(nn.Module):
         """x: (tokens, size) log-probabilities; target: (tokens,) ids. Returns the
         summed KL divergence.
         """
-        if x.dim() != 2 or x.size(1) != self.size:
-            raise ValueError(
-                f"x must have shape (tokens, size={self.size}), got {tuple(x.shape)}"
-            )
-        checks.token_ids("target", target, self.size, ndim=1)
-        if target.size(0) != x.size(0):
-            raise ValueError(
-                f"target has {target.size(0)} tokens but x has {x.size(0)} rows"
-            )
+        checks.log_probs_and_targets(x, target, self.size)
         others = self.size - (2 if self.padding_idx is not None else 1)
         # (tokens, size)
         true_dist = torch.full_like(x, self.smoothing / max(others, 1))

@@ -177,17 +177,11 @@ class Checkpointing(Callback):
 
     def on_update(self, run: Run, done: int, totals: tuple[float, int]) -> None:
         if self.due(run.state.step):  # a state inside the epoch
-            self.save(
-                run.core, run.optimizer, run.scheduler, run.state, run.history,
-                epoch=run.epoch, batch=done, totals=totals, data=self.epoch_start,
-            )  # fmt: skip
+            self.save(run, batch=done, totals=totals, data=self.epoch_start)
 
     def on_epoch_end(self, run: Run) -> None:
         self.epoch_start = data_state(run.batches)  # the next epoch draws from here
-        self.save(
-            run.core, run.optimizer, run.scheduler, run.state, run.history,
-            epoch=run.epoch, data=self.epoch_start,
-        )  # fmt: skip
+        self.save(run, data=self.epoch_start)
 
     def due(self, step: int) -> bool:
         """Whether to write a state after optimizer step `step`, inside an epoch."""
@@ -236,23 +230,20 @@ class Checkpointing(Callback):
 
     def save(
         self,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        state: TrainState,
-        history: History,
+        run: Run,
         *,
-        epoch: int,
         batch: int = 0,
         totals: tuple[float, int] = (0.0, 0),
         data: dict | None = None,
     ) -> None:
-        """Write the state to go on at batch `batch` of `epoch`; every process must call
-        this together.
+        """Write the state to go on at batch `batch` of `run.epoch`; every process must
+        call this together.
 
-        `totals` (summed loss, tokens) are those of the batches done in `epoch`, `data`
-        the state of the batch function at the start of that epoch (see `data_state`).
+        `totals` (summed loss, tokens) are those of the batches done in the epoch,
+        `data` the state of the batch function at the start of that epoch (see
+        `data_state`).
         """
+        model, history = run.core, run.history
         part = {
             "rng": rng_state(),
             "history": {"steps": history.steps, "epochs": history.epochs},
@@ -267,12 +258,12 @@ class Checkpointing(Callback):
             {
                 "config": self.config,
                 "world": self.world,
-                "epoch": epoch,
+                "epoch": run.epoch,
                 "batch": batch,
                 "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "train_state": dataclasses.asdict(state),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(),
+                "train_state": dataclasses.asdict(run.state),
                 "data": data,
                 "grads": {
                     k: p.grad.detach().cpu()

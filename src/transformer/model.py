@@ -166,10 +166,8 @@ class EncoderDecoder(nn.Module):
         """(batch, src_len) ids -> memory (batch, src_len, d_model). `src_mask`:
         (batch|1, 1|src_len, src_len).
         """
-        checks.token_ids("src", src, self.src_embed.embeddings.vocab)
-        src_mask = checks.mask(
-            "src_mask", src_mask, src.size(0), src.size(1), src.size(1)
-        )
+        vocab = self.src_embed.embeddings.vocab
+        src, src_mask = checks.encoder_inputs(src, src_mask, vocab)
         return self.encoder(self.src_embed(src), src_mask)
 
     def decode(
@@ -183,33 +181,19 @@ class EncoderDecoder(nn.Module):
         """(batch, tgt_len) ids -> (batch, tgt_len, d_model), attending to `memory`.
 
         With a `cache`, `tgt` holds only the new positions; earlier ones are read from
-        the cache.
-        Those are the decoder's own choices (greedy or beam search), so their ids are
-        not checked again: that would cost a device sync for every token on a GPU.
+        the cache. Those are the decoder's own choices, so their ids are not checked
+        again (on a GPU that would cost a device sync per token).
         """
-        if cache is None:
-            checks.token_ids("tgt", tgt, self.tgt_embed.embeddings.vocab)
-        batch, tgt_len = tgt.shape
-        if memory.dim() != 3 or memory.size(0) != batch:
-            raise ValueError(
-                f"memory must have shape (batch={batch}, src_len, d_model), got "
-                f"{tuple(memory.shape)}"
-            )
         start = cache.length if cache is not None else 0
-        src_mask = checks.mask("src_mask", src_mask, batch, tgt_len, memory.size(1))
-        if tgt_mask is not None:
-            tgt_mask = checks.mask(
-                "tgt_mask", tgt_mask, batch, tgt_len, start + tgt_len
-            )
-        x = self.decoder(
-            self.tgt_embed(tgt, start=start),
-            memory,
-            src_mask,
-            tgt_mask,
-            cache=cache.layers if cache is not None else None,
+        vocab = self.tgt_embed.embeddings.vocab if cache is None else None
+        src_mask, tgt_mask = checks.decoder_inputs(
+            memory, src_mask, tgt, tgt_mask, vocab, start
         )
+        layer_caches = cache.layers if cache is not None else None
+        x = self.tgt_embed(tgt, start=start)
+        x = self.decoder(x, memory, src_mask, tgt_mask, cache=layer_caches)
         if cache is not None:
-            cache.length += tgt_len
+            cache.length += tgt.size(1)
         return x
 
     def set_fused_attention(self, enabled: bool) -> None:
@@ -241,8 +225,8 @@ def make_model(
     share_embeddings: one weight matrix for both embeddings and the pre-softmax
     projection (section 3.4); needs src_vocab == tgt_vocab.
     """
-    config = ModelConfig(src_vocab, tgt_vocab, N, d_model, d_ff, h, dropout,
-                         norm_first, share_embeddings, max_len)  # fmt: skip
+    hyperparameters = (N, d_model, d_ff, h, dropout, norm_first, share_embeddings)
+    config = ModelConfig(src_vocab, tgt_vocab, *hyperparameters, max_len)
     c = copy.deepcopy
     attn = MultiHeadedAttention(h, d_model, dropout)
     ff = PositionwiseFeedForward(d_model, d_ff, dropout)

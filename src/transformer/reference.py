@@ -28,68 +28,72 @@ def _copy_ffn(ours: PositionwiseFeedForward, theirs: nn.Module) -> None:
     theirs.linear2.load_state_dict(ours.w_2.state_dict())
 
 
-def to_torch_transformer(model: EncoderDecoder) -> nn.Transformer:
-    """A `torch.nn.Transformer` (batch first, no dropout, eval mode) holding the weights
-    of `model`.
+class TorchTransformer(nn.Module):
+    """`torch.nn.Transformer` (batch first) between the embeddings and the generator of
+    `model`: the book's architecture with PyTorch's stacks, called like the book's.
     """
-    c = model.config
-    ref = nn.Transformer(
-        d_model=c.d_model,
-        nhead=c.h,
-        num_encoder_layers=c.N,
-        num_decoder_layers=c.N,
-        dim_feedforward=c.d_ff,
-        dropout=0.0,
-        batch_first=True,
-        norm_first=c.norm_first,
-    ).eval()
-    for ours, theirs in zip(model.encoder.layers, ref.encoder.layers):
+
+    def __init__(self, model: EncoderDecoder, dropout: float | None = None) -> None:
+        super().__init__()
+        c = model.config
+        self.src_embed, self.tgt_embed = model.src_embed, model.tgt_embed
+        self.generator = model.generator
+        self.transformer = nn.Transformer(
+            d_model=c.d_model,
+            nhead=c.h,
+            num_encoder_layers=c.N,
+            num_decoder_layers=c.N,
+            dim_feedforward=c.d_ff,
+            dropout=c.dropout if dropout is None else dropout,
+            batch_first=True,
+            norm_first=c.norm_first,
+        )
+        if not c.norm_first:  # the paper's post-norm stacks end with no extra norm
+            self.transformer.encoder.norm = nn.Identity()
+            self.transformer.decoder.norm = nn.Identity()
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        src_mask: torch.Tensor,
+        tgt_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decoder's output (batch, tgt_len, d_model) for the book's masks."""
+        # PyTorch's masks say the opposite of the book's: True marks a key that may
+        # NOT be attended to; the causal mask is a float mask, -inf above the diagonal
+        pad = ~src_mask[:, 0]  # (batch, src_len)
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.size(1))
+        return self.transformer(
+            self.src_embed(src),
+            self.tgt_embed(tgt),
+            tgt_mask=causal,
+            src_key_padding_mask=pad,
+            memory_key_padding_mask=pad,
+            tgt_is_causal=True,
+        )
+
+
+def to_torch_transformer(model: EncoderDecoder) -> TorchTransformer:
+    """A `TorchTransformer` (no dropout, eval mode) holding the weights of `model`."""
+    ref = TorchTransformer(model, dropout=0.0).eval()
+    theirs_encoder, theirs_decoder = ref.transformer.encoder, ref.transformer.decoder
+    for ours, theirs in zip(model.encoder.layers, theirs_encoder.layers):
         copy_attention(ours.self_attn, theirs.self_attn)
         _copy_ffn(ours.feed_forward, theirs)
         for sublayer, norm in zip(ours.sublayer, (theirs.norm1, theirs.norm2)):
             norm.load_state_dict(sublayer.norm.state_dict())
-    for ours, theirs in zip(model.decoder.layers, ref.decoder.layers):
+    for ours, theirs in zip(model.decoder.layers, theirs_decoder.layers):
         copy_attention(ours.self_attn, theirs.self_attn)
         copy_attention(ours.src_attn, theirs.multihead_attn)
         _copy_ffn(ours.feed_forward, theirs)
-        for sublayer, norm in zip(
-            ours.sublayer, (theirs.norm1, theirs.norm2, theirs.norm3)
-        ):
+        norms = (theirs.norm1, theirs.norm2, theirs.norm3)
+        for sublayer, norm in zip(ours.sublayer, norms):
             norm.load_state_dict(sublayer.norm.state_dict())
-    if c.norm_first:
-        ref.encoder.norm.load_state_dict(model.encoder.norm.state_dict())
-        ref.decoder.norm.load_state_dict(model.decoder.norm.state_dict())
-    # the paper's post-norm stacks end with the last layer's own norm, no extra one
-    else:
-        ref.encoder.norm = nn.Identity()
-        ref.decoder.norm = nn.Identity()
+    if model.config.norm_first:
+        theirs_encoder.norm.load_state_dict(model.encoder.norm.state_dict())
+        theirs_decoder.norm.load_state_dict(model.decoder.norm.state_dict())
     return ref
-
-
-@torch.no_grad()
-def torch_log_probs(
-    ref: nn.Transformer,
-    model: EncoderDecoder,
-    src: torch.Tensor,
-    tgt: torch.Tensor,
-    pad: int = 0,
-) -> torch.Tensor:
-    """Log-probabilities (batch, tgt_len, vocab) of `ref` with the embeddings and
-    generator of `model`.
-
-    PyTorch's masks say the opposite of the book's: True marks a key that may NOT be
-    attended to.
-    """
-    x = ref(
-        model.src_embed(src),
-        model.tgt_embed(tgt),
-        tgt_mask=nn.Transformer.generate_square_subsequent_mask(tgt.size(1)),
-        src_key_padding_mask=src == pad,
-        tgt_key_padding_mask=tgt == pad,
-        memory_key_padding_mask=src == pad,
-        tgt_is_causal=True,
-    )
-    return model.generator(x)
 
 
 def max_difference(
@@ -110,6 +114,6 @@ def max_difference(
     tgt_mask = (tgt_in != pad).unsqueeze(-2) & subsequent_mask(tgt_in.size(1))
     with torch.no_grad():
         ours = model.generator(model(src, tgt_in, src_mask, tgt_mask))
-    theirs = torch_log_probs(ref, model, src, tgt_in, pad)
+        theirs = ref.generator(ref(src, tgt_in, src_mask, tgt_mask))
     keep = tgt_in != pad
     return float((ours - theirs)[keep].abs().max())
