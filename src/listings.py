@@ -25,28 +25,32 @@ class Listing:
     path: str
     first: int
     last: int
+    paper: str | None = None  # what of the paper it implements: "section 3.2.1"
 
     @property
     def caption(self) -> str:
-        return f"{self.path}, lines {self.first}\u2013{self.last}"
+        where = f"{self.path}, lines {self.first}\u2013{self.last}"
+        return f"{where} \u00b7 the paper, {self.paper}" if self.paper else where
 
     def _repr_html_(self) -> str:
         # pygments' classes: the site's CSS colours the code as it colours code cells
         code = highlight(self.code, PythonLexer(), HtmlFormatter())
+        paper = f" \u00b7 the paper, {html.escape(self.paper)}" if self.paper else ""
         return (
             # 0.85em: 88 columns of code fit the page's text column at 1280 pixels
             '<div class="src-listing" style="font-size: 0.85em">'
             '<p class="src-listing-caption" style="opacity: 0.8; margin-bottom: 0.3em">'
             f"<code>{html.escape(self.path)}</code>, "
-            f"lines {self.first}\u2013{self.last}</p>{code}</div>"
+            f"lines {self.first}\u2013{self.last}{paper}</p>{code}</div>"
         )
 
     def __repr__(self) -> str:
         return f"# {self.caption}\n{self.code}"
 
 
-def show_source(obj: object, *names: str) -> Listing:
-    """The source of a function, class or module of `src`, with its file and lines.
+def show_source(obj: object, *names: str, paper: str | None = None) -> Listing:
+    """The source of a function, class or module of `src`, with its file and lines, and
+    `paper`, the part of the paper it implements ("section 3.2.1, equation (1)").
 
     With `names`, `obj` is a module and the listing is its top-level assignments to
     those names, from the comment above the first to the end of the last.
@@ -57,7 +61,7 @@ def show_source(obj: object, *names: str) -> Listing:
     if names:
         start, end = _assignments(lines, names)
         lines, first = lines[start:end], start + 1
-    return Listing("".join(lines), path, first, first + len(lines) - 1)
+    return Listing("".join(lines), path, first, first + len(lines) - 1, paper)
 
 
 def _assignments(lines: list[str], names: tuple[str, ...]) -> tuple[int, int]:

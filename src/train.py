@@ -153,6 +153,13 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--d-ff", type=_positive_int, default=d["d_ff"])
     p.add_argument("--heads", dest="h", type=_positive_int, default=d["h"])
     p.add_argument("--dropout", type=_rate, default=d["dropout"])
+    p.add_argument(
+        "--inner-dropout",
+        action=argparse.BooleanOptionalAction,
+        default=d["inner_dropout"],
+        help="dropout on attention weights and inside the feed-forward network too "
+        "(the reference code); --no-inner-dropout: only where the paper has it",
+    )
     p.add_argument("--epochs", type=_positive_int, default=d["epochs"])
     p.add_argument(
         "--batch-size",

@@ -112,3 +112,22 @@ def test_the_checks_see_a_planted_violation() -> None:
     top, nested = src_imports(tree)
     assert top == ["src.transformer"] and nested == [(4, "src.shared.training")]
     assert not _within("src.shared.training", ALLOWED["src.transformer"] | {"src.transformer"})
+
+
+def test_inner_dropout_off_leaves_only_the_papers_dropout_sites():
+    """Section 5.4: dropout on sublayer outputs and embedding sums; not on attention weights or inside the FFN."""
+    import torch.nn as nn
+
+    from src.transformer import make_model
+    from src.transformer.attention import MultiHeadedAttention
+    from src.transformer.layers import PositionwiseFeedForward
+
+    def rates(model, kind):
+        return {m.dropout.p for m in model.modules() if isinstance(m, kind)}
+
+    paper = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2, dropout=0.3, inner_dropout=False)
+    reference = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2, dropout=0.3)
+    assert rates(paper, MultiHeadedAttention) == rates(paper, PositionwiseFeedForward) == {0.0}
+    assert rates(reference, MultiHeadedAttention) == rates(reference, PositionwiseFeedForward) == {0.3}
+    others = {m.p for m in paper.modules() if isinstance(m, nn.Dropout)} - {0.0}
+    assert others == {0.3} and paper.config.inner_dropout is False

@@ -49,3 +49,10 @@ def test_a_listing_of_module_names_spans_their_assignments_and_the_comment_above
     assert source[listing.first - 1 : listing.last] == lines
     with pytest.raises(ValueError, match="COPY_NOTHING"):
         show_source(recipe, "COPY_MODEL", "COPY_NOTHING")
+
+
+def test_a_listing_names_the_part_of_the_paper_it_implements() -> None:
+    listing = show_source(MultiHeadedAttention, paper="section 3.2.2")
+    assert listing.caption.endswith("\u00b7 the paper, section 3.2.2")
+    assert "the paper, section 3.2.2</p>" in listing._repr_html_()
+    assert "the paper" not in show_source(MultiHeadedAttention).caption

@@ -98,6 +98,10 @@ class ModelConfig:
     norm_first: bool = True
     share_embeddings: bool = False
     max_len: int = 5000  # positions of the positional-encoding table
+    # dropout also on the attention weights and inside the feed-forward network, as the
+    # reference code; the paper (section 5.4) drops out only sublayer outputs and the
+    # embedding sums
+    inner_dropout: bool = True
 
     def __post_init__(self) -> None:
         """Check every hyperparameter once, here, with a message naming it."""
@@ -217,6 +221,7 @@ def make_model(
     norm_first: bool = True,
     share_embeddings: bool = False,
     max_len: int = 5000,
+    inner_dropout: bool = True,
 ) -> EncoderDecoder:
     """Build the Transformer of the paper from its hyperparameters (base model: the
     defaults).
@@ -224,12 +229,14 @@ def make_model(
     norm_first: pre-norm residual sublayers (True) or the paper's post-norm (False).
     share_embeddings: one weight matrix for both embeddings and the pre-softmax
     projection (section 3.4); needs src_vocab == tgt_vocab.
+    inner_dropout: dropout on attention weights and between the feed-forward layers too.
     """
     hyperparameters = (N, d_model, d_ff, h, dropout, norm_first, share_embeddings)
-    config = ModelConfig(src_vocab, tgt_vocab, *hyperparameters, max_len)
+    config = ModelConfig(src_vocab, tgt_vocab, *hyperparameters, max_len, inner_dropout)
     c = copy.deepcopy
-    attn = MultiHeadedAttention(h, d_model, dropout)
-    ff = PositionwiseFeedForward(d_model, d_ff, dropout)
+    inner = dropout if inner_dropout else 0.0
+    attn = MultiHeadedAttention(h, d_model, inner)
+    ff = PositionwiseFeedForward(d_model, d_ff, inner)
     position = PositionalEncoding(d_model, dropout, max_len)
     encoder_layer = EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first)
     decoder_layer = DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first)
