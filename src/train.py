@@ -154,6 +154,13 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--heads", dest="h", type=_positive_int, default=d["h"])
     p.add_argument("--dropout", type=_rate, default=d["dropout"])
     p.add_argument(
+        "--norm-first",
+        action=argparse.BooleanOptionalAction,
+        default=d["norm_first"],
+        help="pre-norm residual sublayers (this book's default); --no-norm-first: the "
+        "paper's post-norm",
+    )
+    p.add_argument(
         "--inner-dropout",
         action=argparse.BooleanOptionalAction,
         default=d["inner_dropout"],
