@@ -153,20 +153,16 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--d-ff", type=_positive_int, default=d["d_ff"])
     p.add_argument("--heads", dest="h", type=_positive_int, default=d["h"])
     p.add_argument("--dropout", type=_rate, default=d["dropout"])
-    p.add_argument(
-        "--norm-first",
-        action=argparse.BooleanOptionalAction,
-        default=d["norm_first"],
-        help="pre-norm residual sublayers (this book's default); --no-norm-first: the "
-        "paper's post-norm",
-    )
-    p.add_argument(
-        "--inner-dropout",
-        action=argparse.BooleanOptionalAction,
-        default=d["inner_dropout"],
-        help="dropout on attention weights and inside the feed-forward network too "
-        "(the reference code); --no-inner-dropout: only where the paper has it",
-    )
+    switches = {  # the paper's choice is the --no- form
+        "norm_first": "pre-norm residual sublayers (the book's default); off: post-norm",
+        "inner_dropout": "dropout on attention weights and inside the feed-forward "
+        "network too (the reference code); off: only where the paper has it",
+    }
+    for name, text in switches.items():
+        flag = "--" + name.replace("_", "-")
+        p.add_argument(
+            flag, action=argparse.BooleanOptionalAction, default=d[name], help=text
+        )
     p.add_argument("--epochs", type=_positive_int, default=d["epochs"])
     p.add_argument(
         "--batch-size",
