@@ -154,7 +154,7 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--heads", dest="h", type=_positive_int, default=d["h"])
     p.add_argument("--dropout", type=_rate, default=d["dropout"])
     switches = {  # the paper's choice is the --no- form
-        "norm_first": "pre-norm residual sublayers (the book's default); off: post-norm",
+        "norm_first": "pre-norm residual sublayers (the default); off: post-norm",
         "inner_dropout": "dropout on attention weights and inside the feed-forward "
         "network too (the reference code); off: only where the paper has it",
     }
