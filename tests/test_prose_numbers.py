@@ -36,7 +36,8 @@ MEASURED = re.compile(
 
 def prose_paragraphs(text: str) -> list[tuple[int, str]]:
     """(line, paragraph) of the Markdown prose of a chapter, without code, math and roles."""
-    text = re.sub(r"^---\n.*?\n---\n", "", text, count=1, flags=re.S)  # front matter
+    text = re.sub(r"^---\n.*?\n---\n", lambda m: "\n" * m.group(0).count("\n"), text, count=1,
+                  flags=re.S)  # front matter
     text = re.sub(r"^(```|~~~|:::).*?^\1\s*$", lambda m: "\n" * m.group(0).count("\n"), text,
                   flags=re.S | re.M)  # code cells, directives
     text = re.sub(r"\$\$.*?\$\$", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
