@@ -86,3 +86,17 @@ def test_bench_threads_measures_one_thread_and_all_and_restores_the_count() -> N
     assert [r["threads"] for r in rows] == sorted({1, before})
     for r in rows:
         assert abs(r["share_of_peak"] - r["book_gflops"] / r["matmul_peak_gflops"]) < 1e-9
+
+
+def test_matmul_best_is_the_fastest_of_its_repeats(monkeypatch) -> None:
+    """The best rate of each size comes from the fastest product; the peak is the best size's."""
+    ticks = iter([0.0, 2.0, 2.0, 3.0, 3.0, 6.0] * 2)  # products of 2 s, 1 s, 3 s at each size
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
+    rates = bench.matmul_best(sizes=(4, 8), repeats=3)
+    assert rates == {4: 2 * 4**3 / 1.0 / 1e9, 8: 2 * 8**3 / 1.0 / 1e9}
+
+
+def test_dropout_draws_count_one_number_per_element_dropped_out() -> None:
+    x = torch.ones(3, 5)
+    assert bench.dropout_draws(lambda: F.dropout(x, 0.5, training=True)) == 15
+    assert bench.dropout_draws(lambda: F.dropout(x, 0.5, training=False)) == 0

@@ -95,8 +95,9 @@ class Callbacks(Callback):
 
 
 class FusedAttention(Callback):
-    """Train with PyTorch's fused attention kernel (`fused=True`), which never
-    materialises the weights; afterwards `.attn` is kept again for the charts.
+    """Train with PyTorch's `scaled_dot_product_attention` (`fused=True`), which keeps
+    no weights (and, where a fused kernel applies, never materialises them); afterwards
+    `.attn` is kept again for the charts.
     """
 
     def __init__(self, fused: bool = True) -> None:

@@ -36,7 +36,7 @@ class TrainingConfig:
     warmup: int = 400  # steps over which the learning rate rises
     smoothing: float = 0.0  # epsilon_ls of label smoothing
     accum_iter: int = 1  # batches per optimizer step (gradient accumulation)
-    fused: bool = True  # train with PyTorch's fused attention kernel
+    fused: bool = True  # attention through PyTorch's scaled_dot_product_attention
     # the recipes' stopping rule (`UntilExact`): end after `patience` epochs in a row
     # at `valid_target` held-out exact match (0: train every epoch)
     patience: int = 0
