@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from src.data.numbers import NumbersTask, write_number_corpus
 from src.data.parallel import load_split
 from src.recipes.targets import TargetMissed, reproduce_command
 from src.recipes.translation import TranslationSettings, Translator, train_translation
+from src.shared.callbacks import Callback
 from src.shared.checkpoint import cached_model
 from src.shared.resume import Checkpointing
 from src.shared.training import TrainingConfig
@@ -54,6 +56,7 @@ def train_numbers(
     ctx=None,
     data_dir: str | Path | None = None,
     checkpoint: Checkpointing | None = None,
+    callbacks: Sequence[Callback] = (),
 ):
     """Write the corpus files, read them back with the parallel-text loader, and train;
     returns a Translator.
@@ -83,6 +86,7 @@ def train_numbers(
         progress=progress,
         ctx=ctx,
         checkpoint=checkpoint,
+        callbacks=callbacks,
     )
     translator.extra["task"] = dataclasses.asdict(task)
     return translator

@@ -30,7 +30,7 @@ from src.data.tokenizer import (
 )
 from src.recipes.targets import UntilExact
 from src.shared import distributed
-from src.shared.callbacks import progress_bar
+from src.shared.callbacks import Callback, progress_bar
 from src.shared.checkpoint import Checkpoint
 from src.shared.history import History
 from src.shared.resume import Checkpointing
@@ -230,14 +230,15 @@ def train_translation(
     progress: bool | None = None,
     ctx=None,
     checkpoint: Checkpointing | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Translator:
     """Build tokenizers on `train_pairs`, then train a model from `settings.seed`;
     deterministic on CPU. With `settings.training.patience`, training stops early by the
     validation pairs' greedy exact match (`UntilExact`).
 
     `ctx` (a `src.shared.distributed.DistContext`) trains data-parallel: each process
-    takes a slice of every batch. `checkpoint` writes training states and resumes from
-    one (see `train`).
+    takes a slice of every batch. `callbacks` see the run (`src.shared.callbacks`);
+    `checkpoint` writes training states and resumes from one (see `train`).
     The returned Translator holds the training history and the seconds it took.
     """
     s = settings
@@ -286,7 +287,11 @@ def train_translation(
         pad=PAD,
         eval_batches=eval_batches,
         until=until,
-        callbacks=[checkpoint, progress_bar(progress if ctx.is_main else False)],
+        callbacks=[
+            checkpoint,
+            progress_bar(progress if ctx.is_main else False),
+            *callbacks,
+        ],
     )
     seconds = time.perf_counter() - start
     history = distributed.average_history(history, ctx)
