@@ -55,6 +55,7 @@ def show_source(obj: object, *names: str, paper: str | None = None) -> Listing:
     With `names`, `obj` is a module and the listing is its top-level assignments to
     those names, from the comment above the first to the end of the last.
     """
+    obj = inspect.unwrap(obj)  # a decorated function: its own file, not the decorator's
     lines, first = inspect.getsourcelines(obj)
     path = Path(inspect.getsourcefile(obj)).resolve().relative_to(ROOT).as_posix()
     first = max(first, 1)  # a module starts at line 0

@@ -56,3 +56,11 @@ def test_a_listing_names_the_part_of_the_paper_it_implements() -> None:
     assert listing.caption.endswith("\u00b7 the paper, section 3.2.2")
     assert "the paper, section 3.2.2</p>" in listing._repr_html_()
     assert "the paper" not in show_source(MultiHeadedAttention).caption
+
+
+def test_a_decorated_function_is_listed_from_its_own_file() -> None:
+    from src.transformer.decoding import beam_search  # wrapped by torch.no_grad
+
+    listing = show_source(beam_search)
+    assert listing.path == "src/transformer/decoding.py"
+    assert listing.code.lstrip().startswith(("@torch.no_grad()", "def beam_search"))

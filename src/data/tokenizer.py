@@ -7,9 +7,9 @@ Which one a task needs depends on its target language:
   hundred words in each language ("cent", "mille", "quatre-vingt-dix-sept"; a hyphenated
   compound is one word, as in a dictionary). Every word of the test set occurs many
   times in the training set, so a word-level vocabulary has no unknown words, gives the
-  shortest sequences (about 7 French tokens per number, against 12 if hyphens were split
-  off: fast training and decoding) and keeps tokens readable in attention charts. BPE
-  would spend its merges rebuilding those same words.
+  shortest sequences (hyphens are not split off: fast training and decoding) and keeps
+  tokens readable in attention charts. BPE would spend its merges rebuilding those same
+  words.
 - English -> German number words: German writes a number below a million as one compound
   word ("dreihundertvierundzwanzig"). A word-level vocabulary would need one entry per
   number, and every number of the test set would be unknown. Byte-pair encoding (trained

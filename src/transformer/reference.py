@@ -36,6 +36,11 @@ class TorchTransformer(nn.Module):
     def __init__(self, model: EncoderDecoder, dropout: float | None = None) -> None:
         super().__init__()
         c = model.config
+        if not c.inner_dropout and c.dropout > 0 and dropout != 0.0:
+            raise ValueError(
+                "nn.Transformer drops out attention weights and inside its "
+                "feed-forward network: no inner_dropout=False (pass dropout=0.0)"
+            )
         self.src_embed, self.tgt_embed = model.src_embed, model.tgt_embed
         self.generator = model.generator
         self.transformer = nn.Transformer(
