@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # a text bar: tqdm.auto warns in a kernel without ipywidgets
 
 from src.shared.batch import Batch
 from src.shared.history import History, TrainState
