@@ -32,6 +32,8 @@ ALLOWED = {
     "src.shared.distributed": {"src.shared.batch", "src.shared.history"},
     "src.recipes": {"src.data", "src.shared", "src.transformer"},
     "src.viz": {"src.transformer", "src.shared", "src.viz"},
+    # section 4's layers side by side, measured with the benchmark's timers
+    "src.layer_comparison": {"src.transformer", "src.bench"},
 }
 
 
