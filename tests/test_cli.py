@@ -210,7 +210,7 @@ def evaluate_inputs(tmp_path_factory) -> dict[str, Path]:
         return Translator(model, en, other, extra=extra).to_checkpoint()
 
     checkpoints = {
-        "copy": Checkpoint(make_model(**{**dataclasses.asdict(COPY_MODEL), **tiny}), {}, {"train_seconds": 1.0}),
+        "copy": Checkpoint(dataclasses.replace(COPY_MODEL, **tiny).build(), {}, {"train_seconds": 1.0}),
         "fr": translator({"task": dataclasses.asdict(NumbersTask("fr"))}),
         "de": translator({"task": dataclasses.asdict(NumbersTask("de"))}),
         "files": translator({"corpus": {"data_dir": "multi30k", "src": "en", "tgt": "de"}}),

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from src.shared.fingerprint import TRAINING, fingerprint
-from src.transformer.model import EncoderDecoder, ModelConfig, make_model
+from src.transformer.model import EncoderDecoder, ModelConfig
 
 FORMAT = "annotated-transformer-checkpoint"
 STATE_FORMAT = "annotated-transformer-training-state"
@@ -323,7 +323,7 @@ def load_checkpoint(
                 f"{path} holds a model of another configuration ({detail})"
             )
     try:
-        model = make_model(**dataclasses.asdict(saved))
+        model = saved.build()
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path} holds no usable model configuration: {e}") from None
     try:
