@@ -153,10 +153,14 @@ def _model_options(p: argparse.ArgumentParser, d: dict) -> None:
     p.add_argument("--d-ff", type=_positive_int, default=d["d_ff"])
     p.add_argument("--heads", dest="h", type=_positive_int, default=d["h"])
     p.add_argument("--dropout", type=_rate, default=d["dropout"])
-    switches = {  # the paper's choice is the --no- form
-        "norm_first": "pre-norm residual sublayers (the default); off: post-norm",
+    switches = {
+        "norm_first": "pre-norm residual sublayers (the default); off: post-norm, "
+        "the paper's",
         "inner_dropout": "dropout on attention weights and inside the feed-forward "
         "network too (the reference code); off: only where the paper has it",
+        "scale_scores": "divide attention scores by sqrt(d_k) (the paper); off: an "
+        "ablation",
+        "positional": "add the positional encoding (the paper); off: an ablation",
     }
     for name, text in switches.items():
         flag = "--" + name.replace("_", "-")

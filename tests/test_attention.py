@@ -29,6 +29,21 @@ def test_attention_matches_equation_1():
     torch.testing.assert_close(out, expected_p @ v)
 
 
+def test_unscaled_attention_is_softmax_of_raw_dot_products():
+    """The ablation scaled=False: softmax(Q K^T) V, no 1 / sqrt(d_k); fused agrees."""
+    q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 5, 8), torch.randn(2, 3, 5, 6)
+    out, p = attention(q, k, v, scaled=False)
+    expected_p = torch.einsum("bhqd,bhkd->bhqk", q, k).softmax(-1)
+    torch.testing.assert_close(p, expected_p)
+    torch.testing.assert_close(out, expected_p @ v)
+    assert not torch.allclose(p, attention(q, k, v)[1])
+    mha = MultiHeadedAttention(h=4, d_model=32, dropout=0.0, scaled=False).eval()
+    x = torch.randn(3, 7, 32)
+    explicit = mha(x, x, x, subsequent_mask(7))
+    mha.fused = True
+    torch.testing.assert_close(mha(x, x, x, subsequent_mask(7)), explicit, atol=1e-6, rtol=1e-5)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     batch=st.integers(1, 3), queries=st.integers(1, 6), keys=st.integers(1, 6), seed=st.integers(0, 10_000),

@@ -12,6 +12,7 @@ from src.shared.training import Batch, TrainingConfig, train
 from src.transformer import beam_search, greedy_decode, make_model, subsequent_mask
 from src.transformer.attention import MultiHeadedAttention
 from src.transformer.embeddings import PositionalEncoding
+from src.transformer.reference import TorchTransformer
 
 MODEL = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2).eval()
 SRC = torch.randint(2, 11, (2, 5))
@@ -30,6 +31,8 @@ CASES = [
     ("share with two vocabularies", lambda: make_model(11, 12, share_embeddings=True), ValueError,
      ["share_embeddings", "src_vocab", "tgt_vocab"]),
     ("mha divisibility", lambda: MultiHeadedAttention(3, 16), ValueError, ["d_model", "h"]),
+    ("nn.Transformer without scaling", lambda: TorchTransformer(make_model(11, 11, N=1, d_model=16, d_ff=32, h=2,
+     scale_scores=False)), ValueError, ["scale_scores"]),
     ("src id too large", lambda: MODEL.encode(torch.tensor([[1, 11]]), torch.ones(1, 1, 2)), ValueError,
      ["src", "vocabulary"]),
     ("src id negative", lambda: MODEL.encode(torch.tensor([[1, -1]]), torch.ones(1, 1, 2)), ValueError, ["src"]),

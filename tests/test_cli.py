@@ -40,7 +40,8 @@ MODEL_BAD = [
     ["--warmup", "0"], ["--factor", "0"], ["--smoothing", "-0.1"], ["--bpe-vocab", "0"],
     ["--d-model", "130", "--heads", "4"], ["--patience", "-1"], ["--valid-target", "0"],
     ["--valid-target", "1.5"], ["--inner-dropout=yes"], ["--no-inner-dropout=no"], ["--norm-first=yes"],
-    ["--no-norm-first=no"],
+    ["--no-norm-first=no"], ["--scale-scores=no"], ["--no-scale-scores=yes"], ["--positional=1"],
+    ["--no-positional=0"],
 ]
 BAD_BY_TASK = {
     "copy": [*COMMON_BAD, ["--epochs", "0"], ["--epochs", "three"], ["--batches", "0"], ["--batch-size", "-4"],

@@ -70,6 +70,32 @@ def test_batched_equals_one_by_one(small_model):
         torch.testing.assert_close(alone[0], together[i], atol=1e-5, rtol=1e-5)
 
 
+def test_without_positional_encoding_the_encoder_ignores_order():
+    """positional=False (an ablation): self-attention is permutation-equivariant, so
+    permuting the source permutes the encoder's output rows and nothing else; with the
+    positional encoding it does not.
+    """
+    torch.manual_seed(0)
+    src = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    perm = torch.tensor([5, 3, 0, 1, 4, 2])
+    mask = torch.ones(1, 1, 6, dtype=torch.bool)
+    for positional in (False, True):
+        model = make_model(11, 11, N=2, d_model=16, d_ff=32, h=2, dropout=0.0, positional=positional)
+        assert model.config.positional is positional
+        memory = model.encode(src, mask)
+        permuted = model.encode(src[:, perm], mask)
+        assert torch.allclose(permuted, memory[:, perm], atol=1e-5) is not positional
+
+
+def test_ablation_switches_are_kept_in_the_config():
+    model = make_model(11, 11, N=1, d_model=16, d_ff=32, h=2, scale_scores=False, positional=False)
+    assert not model.config.scale_scores and not model.config.positional
+    rebuilt = model.config.build()
+    assert all(not m.scaled for m in rebuilt.modules() if hasattr(m, "scaled"))
+    assert rebuilt.src_embed.position.pe.abs().sum() == 0
+    assert make_model(11, 11, N=1, d_model=16, d_ff=32, h=2).src_embed.position.pe.abs().sum() > 0
+
+
 def test_shared_embeddings_are_one_parameter():
     m = make_model(20, 20, N=1, d_model=16, d_ff=32, h=2, share_embeddings=True)
     w = m.generator.proj.weight

@@ -27,15 +27,18 @@ def attention(
     value: torch.Tensor,
     mask: torch.Tensor | None = None,
     dropout: nn.Dropout | None = None,
+    scaled: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, equation (1).
 
     `mask` is boolean, True where a key may be attended to, and broadcasts to the
-    scores.
+    scores. `scaled=False` drops the 1 / sqrt(d_k) (an ablation).
     Returns the output and the attention weights (the softmax, before dropout).
     """
     d_k = query.size(-1)
-    scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)  # (..., queries, keys)
+    scores = query @ key.transpose(-2, -1)  # (..., queries, keys)
+    if scaled:
+        scores = scores / math.sqrt(d_k)
     if mask is not None:
         # The most negative float, not -inf: a row with every key masked stays finite.
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
@@ -51,11 +54,13 @@ class MultiHeadedAttention(nn.Module):
     `fused` is set: then PyTorch's fused kernel runs and `.attn` is None.
     """
 
-    def __init__(self, h: int, d_model: int, dropout: float = 0.1) -> None:
+    def __init__(
+        self, h: int, d_model: int, dropout: float = 0.1, scaled: bool = True
+    ) -> None:
         super().__init__()
         if d_model % h != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by h ({h})")
-        self.d_k, self.h = d_model // h, h
+        self.d_k, self.h, self.scaled = d_model // h, h, scaled
         # W^Q, W^K, W^V and W^O
         self.linears = nn.ModuleList([nn.Linear(d_model, d_model) for _ in range(4)])
         self.dropout = nn.Dropout(p=dropout)
@@ -89,10 +94,13 @@ class MultiHeadedAttention(nn.Module):
             mask = mask.unsqueeze(1)
         if self.fused:
             p = self.dropout.p if self.training else 0.0
-            x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            scale = None if self.scaled else 1.0  # None: 1 / sqrt(d_k)
+            x = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p, scale=scale
+            )
             self.attn = None
         else:
-            x, self.attn = attention(q, k, v, mask=mask, dropout=self.dropout)
+            x, self.attn = attention(q, k, v, mask, self.dropout, self.scaled)
         x = x.transpose(1, 2)  # (batch, queries, h, d_k)
         x = x.reshape(x.size(0), -1, self.h * self.d_k)  # (batch, queries, d_model)
         return w_o(x)

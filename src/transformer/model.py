@@ -102,6 +102,9 @@ class ModelConfig:
     # reference code; the paper (section 5.4) drops out only sublayer outputs and the
     # embedding sums
     inner_dropout: bool = True
+    # ablations: no 1 / sqrt(d_k) in attention; no positional encoding
+    scale_scores: bool = True
+    positional: bool = True
 
     def __post_init__(self) -> None:
         """Check every hyperparameter once, here, with a message naming it."""
@@ -222,6 +225,8 @@ def make_model(
     share_embeddings: bool = False,
     max_len: int = 5000,
     inner_dropout: bool = True,
+    scale_scores: bool = True,
+    positional: bool = True,
 ) -> EncoderDecoder:
     """Build the Transformer of the paper from its hyperparameters (base model: the
     defaults).
@@ -230,14 +235,17 @@ def make_model(
     share_embeddings: one weight matrix for both embeddings and the pre-softmax
     projection (section 3.4); needs src_vocab == tgt_vocab.
     inner_dropout: dropout on attention weights and between the feed-forward layers too.
+    scale_scores, positional: False switches off the 1 / sqrt(d_k) of attention, or
+    the positional encoding (ablations).
     """
-    hyperparameters = (N, d_model, d_ff, h, dropout, norm_first, share_embeddings)
-    config = ModelConfig(src_vocab, tgt_vocab, *hyperparameters, max_len, inner_dropout)
+    config = ModelConfig(**locals())  # the arguments: nothing else is defined yet
     c = copy.deepcopy
     inner = dropout if inner_dropout else 0.0
-    attn = MultiHeadedAttention(h, d_model, inner)
+    attn = MultiHeadedAttention(h, d_model, inner, scale_scores)
     ff = PositionwiseFeedForward(d_model, d_ff, inner)
     position = PositionalEncoding(d_model, dropout, max_len)
+    if not positional:  # the ablation: a table of zeros, no position signal
+        position.pe.zero_()
     encoder_layer = EncoderLayer(d_model, c(attn), c(ff), dropout, norm_first)
     decoder_layer = DecoderLayer(d_model, c(attn), c(attn), c(ff), dropout, norm_first)
     model = EncoderDecoder(

@@ -41,6 +41,10 @@ class TorchTransformer(nn.Module):
                 "nn.Transformer drops out attention weights and inside its "
                 "feed-forward network: no inner_dropout=False (pass dropout=0.0)"
             )
+        if not c.scale_scores:
+            raise ValueError(
+                "nn.Transformer always scales by 1 / sqrt(d_k): no scale_scores=False"
+            )
         self.src_embed, self.tgt_embed = model.src_embed, model.tgt_embed
         self.generator = model.generator
         self.transformer = nn.Transformer(
