@@ -331,3 +331,27 @@ def test_the_listing_check_sees_a_listing_that_scrolls(browser) -> None:
     finally:
         page.close()
     assert len(listings) == 1 and listings[0]["overflow"] > 1, listings
+
+
+@pytest.mark.parametrize("scheme", ["file", "http"])
+def test_search_finds_a_chapter(browser, base_url: str, site: Path, scheme: str) -> None:
+    """The search page works opened from the files and served (`make serve`), without errors."""
+    root = site.resolve().as_uri() if scheme == "file" else base_url
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: msg.type == "error"
+        and not any(known in msg.text for known in KNOWN_CONSOLE_ERRORS)
+        and errors.append(msg.text),
+    )
+    try:
+        page.goto(f"{root}/search.html?q=label+smoothing", wait_until="load")
+        page.wait_for_function("() => /Search finished/.test(document.body.innerText)", timeout=30_000)
+        links = page.eval_on_selector_all("ul.search li a", "els => els.map(e => e.getAttribute('href'))")
+        page.wait_for_timeout(SETTLE_MS)
+    finally:
+        page.close()
+    assert links and links[0].startswith("book/label_smoothing.html"), links
+    assert not errors, errors

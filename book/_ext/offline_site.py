@@ -7,6 +7,9 @@ the components MathJax may load on demand (TeX extensions, the menu, accessibili
 is called ``mathjax``) into ``_build/html/_static/mathjax`` at build time. Nothing is written into
 the source tree.
 
+**Search.** From ``file://`` the search page shows its results without the summaries that
+it would fetch from each page (a fetch Chromium refuses there).
+
 **Thebe.** Jupyter Book always loads ``sphinx_thebe``, which puts on every page an inline script
 declaring ``const THEBE_JS_URL`` (an address on another host) twice, a page error, and an async
 ``sphinx-thebe.js``. The book has no thebe (no kernel behind the static site), so the pages leave
@@ -84,7 +87,17 @@ def _drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, do
             assets[:] = [asset for asset in assets if not _is_thebe_asset(asset)]
 
 
+# Search works from file:// (the index is a script), but the summary under each result is
+# fetched from the page, which Chromium refuses for file:// URLs: there, results come
+# without summaries.
+SEARCH_FROM_FILES_JS = (
+    'if (location.protocol === "file:" && typeof DOCUMENTATION_OPTIONS === "object") '
+    "{ DOCUMENTATION_OPTIONS.SHOW_SEARCH_SUMMARY = false; }"
+)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_js_file(None, body=SEARCH_FROM_FILES_JS)
     app.connect("builder-inited", _builder_inited)
     app.connect("html-page-context", _drop_thebe, priority=900)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -102,6 +102,16 @@ def chart_html(
     )
 
 
+def payload_of(markup: str) -> dict[str, Any] | None:
+    """``{"spec": ..., "opt": ...}`` of a container that ``chart_html`` wrote; None for
+    any other markup.
+    """
+    opening = f'<script type="application/json" class="{SPEC_CLASS}">'
+    if not markup.startswith(f'<div class="{CONTAINER_CLASS}"') or opening not in markup:
+        return None
+    return json.loads(markup.split(opening, 1)[1].split("</script>", 1)[0])
+
+
 def offline_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, str]:
     """Altair renderer: the chart's offline container as ``text/html``.
 
