@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
 CHAPTERS := $(wildcard book/*.md)
 NOTEBOOKS := $(CHAPTERS:.md=.ipynb)
 
-.PHONY: install lock book test test-fast notebooks lab serve bench robustness lint clean
+.PHONY: install lock book pdf pdf-only test test-fast notebooks lab serve bench robustness ablations lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_STAMP)
 
 # pyproject.toml pins what the book imports; constraints.txt pins every package beneath them too
 # (and pip itself), so a fresh install resolves to the environment the book was tested with.
@@ -18,6 +19,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip -c constraints.txt
 	$(PY) -m pip install --quiet -e '.[book,dev]' -c constraints.txt
 	touch $(STAMP)
+
+# onnxruntime-web, which the page book/translate_in_browser.md copies into the site: exactly the
+# versions and hashes of package-lock.json (`npm ci`, no install scripts run). After changing the
+# pin in package.json: `npm install --package-lock-only` (.npmrc keeps registry addresses out).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $(NODE_STAMP)
 
 # Regenerate constraints.txt after changing a pin in pyproject.toml: install into a fresh, empty
 # environment, then `pip freeze` it. Local version labels go (torch==2.13.0+cpu becomes 2.13.0,
@@ -39,7 +47,7 @@ lock:
 # fingerprint of src.shared.fingerprint, which also keys the trained models in _build/.model_cache
 # by the code they run), every chapter runs again. A cell that raises or any Sphinx warning fails
 # the build; --keep-going reports every warning first.
-book: $(STAMP)
+book: $(STAMP) $(NODE_STAMP)
 	@hash=$$($(PY) -m src.shared.fingerprint); \
 	if [ -d _build/.jupyter_cache ] && [ "$$(cat _build/.src-hash 2>/dev/null)" != "$$hash" ]; then \
 	  echo "src/ changed since the last build: every chapter runs again"; \
@@ -47,10 +55,19 @@ book: $(STAMP)
 	fi
 	$(VENV)/bin/jupyter-book build . --path-output . -W -n --keep-going
 	$(PY) -m src.shared.fingerprint > _build/.src-hash
+	@if [ -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then $(MAKE) --no-print-directory pdf-only; \
+	else echo "No Chromium: the site has no PDF of the book (apt-get install chromium; make pdf)"; fi
+
+# The whole book as one PDF, _build/html/annotated-transformer.pdf (linked from every page's
+# download menu): the built pages printed by headless Chromium, in the order of _toc.yml, with a
+# contents page, page numbers and an outline (book/_ext/print_pdf.py). `make book` runs it.
+pdf: book
+pdf-only: $(STAMP)
+	$(PY) book/_ext/print_pdf.py
 
 # Unit tests, every chapter executed by nbmake (tests/test_chapters.py), the built site in Chromium
 # (tests/test_site.py, which runs `make book` first when _build/html is missing).
-test: $(STAMP) notebooks
+test: $(STAMP) $(NODE_STAMP) notebooks
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -79,6 +96,13 @@ bench: $(STAMP)
 # book/data/robustness.json, which the copy-task chapter reads. About an hour on 2 cores.
 robustness: $(STAMP)
 	$(PY) -m src.robustness
+
+# The ablation lab: the en->fr number model with one of the paper's choices switched off at a
+# time (7 settings x 3 seeds), each cell trained for the same fixed budget in its own process on
+# one thread, one after another; writes book/data/ablations.json, which the ablation chapter
+# reads. About 25 minutes on 2 shared cores (about a minute a cell).
+ablations: $(STAMP)
+	$(PY) -m src.ablations
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests

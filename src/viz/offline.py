@@ -107,7 +107,8 @@ def payload_of(markup: str) -> dict[str, Any] | None:
     any other markup.
     """
     opening = f'<script type="application/json" class="{SPEC_CLASS}">'
-    if not markup.startswith(f'<div class="{CONTAINER_CLASS}"') or opening not in markup:
+    container = f'<div class="{CONTAINER_CLASS}"'
+    if not markup.startswith(container) or opening not in markup:
         return None
     return json.loads(markup.split(opening, 1)[1].split("</script>", 1)[0])
 
