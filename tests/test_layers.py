@@ -34,6 +34,12 @@ ALLOWED = {
     "src.viz": {"src.transformer", "src.shared", "src.viz"},
     # section 4's layers side by side, measured with the benchmark's timers
     "src.layer_comparison": {"src.transformer", "src.bench"},
+    # a trained translator as ONNX graphs and vocabularies, for the in-browser page
+    "src.export_onnx": {"src.transformer", "src.data", "src.recipes"},
+    # where attention heads look, tallied over a data set; the alignment of number words
+    "src.attention_stats": {"src.data", "src.shared.batch"},
+    # the ablation grid's command line: the lab's recipe, run like the robustness grid
+    "src.ablations": {"src.recipes", "src.robustness"},
 }
 
 

@@ -15,14 +15,17 @@ from src.shared.training import History
 from src.transformer import subsequent_mask
 from src.viz.attention import (
     KINDS,
+    SCALES,
     attention_explorer,
     attention_frame,
     attention_heatmap,
     layer_heatmaps,
     model_attention,
     position_labels,
+    share_of_max,
 )
 from src.viz.training import runs_loss_chart, training_curves_chart
+from tests.vega_helpers import described, rendered_marks
 
 ROWS = ["<s>", "seven", "seven", "two"]  # a repeated token: labels must keep both rows apart
 COLS = ["a", "b", "a", "c", "d"]
@@ -203,7 +206,7 @@ def test_explorer_has_bound_parameters_and_filters_one_dataset(attended):
     assert params["kind"]["bind"]["input"] == "radio" and params["kind"]["bind"]["options"] == list(KINDS)
     assert params["layer"]["bind"] == {"input": "range", "min": 0, "max": 1, "step": 1, "name": "Layer: "}
     assert params["head"]["bind"]["input"] == "range" and params["head"]["bind"]["max"] == 3
-    (flt,) = [t["filter"] for t in spec["transform"]]
+    (flt,) = [t["filter"] for t in spec["transform"] if "filter" in t]
     assert all(name in str(flt) for name in ("kind", "layer", "head"))
     assert len(spec["datasets"]) == 1 and len(next(iter(spec["datasets"].values()))) == len(frame)
 
@@ -215,7 +218,7 @@ def test_explorer_renders_the_chosen_head(attended, kind, layer, head):
     model, src_tokens, tgt_tokens = attended
     spec = attention_explorer(model_attention(model, src_tokens, tgt_tokens)).to_dict()
     for p in spec["params"]:  # what moving the widgets does
-        p["value"] = {"kind": kind, "layer": layer, "head": head}[p["name"]]
+        p["value"] = {"kind": kind, "layer": layer, "head": head, "colour_scale": "shared"}[p["name"]]
     rows = tgt_tokens if kind.startswith("decoder") else src_tokens
     cells = rendered_cells(spec)
     assert len(cells) == len(rows) * len(src_tokens)
@@ -229,6 +232,115 @@ def test_explorer_renders_the_chosen_head(attended, kind, layer, head):
 def test_explorer_rejects_a_frame_without_kinds():
     with pytest.raises(ValueError, match="model_attention"):
         attention_explorer(attention_frame(matrix(), ROWS, COLS))
+
+
+# --- colour scales: shared [0, 1], each head's own max, each row's own max --------------------------
+
+def weak_heads() -> np.ndarray:
+    """(2, 4, 5): head 0 diffuse (weights up to 0.3), head 1 sharp (a weight of 0.9)."""
+    a = np.full((2, 4, 5), 0.05)
+    a[0] += np.random.default_rng(3).random((4, 5)) * 0.25
+    a[1, 2, 3] = 0.9
+    return a
+
+
+def test_share_of_max_reaches_one_at_each_heads_and_rows_maximum():
+    frame = attention_frame(weak_heads(), ROWS, COLS)
+    by_head = share_of_max(frame, per="head")
+    for head, rows in by_head.groupby("head"):
+        assert rows["share_of_max"].max() == 1
+        assert np.allclose(rows["share_of_max"], rows["weight"] / weak_heads()[head].max())
+    by_row = share_of_max(frame, per="row")
+    assert (by_row.groupby(["head", "query"])["share_of_max"].max() == 1).all()
+    assert by_head.loc[by_head["head"] == 0, "scale_max"].iloc[0] < 0.31
+    with pytest.raises(ValueError, match="per"):
+        share_of_max(frame, per="layer")
+
+
+def test_static_heatmap_scales_colour_by_the_heads_max_and_says_so():
+    a = weak_heads()[0]
+    shared = attention_heatmap(a, ROWS, COLS, "Weak").to_dict()
+    assert shared["encoding"]["color"]["field"] == "weight"
+    assert shared["encoding"]["color"]["scale"]["domain"] == [0, 1]  # the shared scale stays [0, 1]
+    chart = attention_heatmap(a, ROWS, COLS, "Weak", scale="head")
+    spec = chart.to_dict()
+    assert spec["encoding"]["color"]["field"] == "share_of_max"
+    assert spec["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    assert spec["encoding"]["color"]["legend"]["title"] == "Share of the head's largest weight"
+    assert spec["title"]["subtitle"] == f"its largest weight: {a.max():.2f}"
+    assert chart.data["share_of_max"].max() == 1
+    assert np.allclose(chart.data["share_of_max"], chart.data["weight"] / a.max())
+    svg = html.unescape(vlc.vegalite_to_svg(spec))
+    assert "Share of the head's largest weight" in svg and "100%" in svg
+    row = attention_heatmap(a, ROWS, COLS, "Weak", scale="row")
+    assert (row.data.groupby("query")["share_of_max"].max() == 1).all()
+    with pytest.raises(ValueError, match="scale"):
+        attention_heatmap(a, ROWS, COLS, scale="global")
+
+
+def test_layer_heatmaps_on_each_heads_scale_reach_one_in_every_panel():
+    chart = layer_heatmaps(weak_heads(), ROWS, COLS, "Layer 0", scale="head")
+    for h, panel in enumerate(chart.concat):
+        assert panel.data["share_of_max"].max() == 1
+        assert panel.data["scale_max"].iloc[0] == pytest.approx(weak_heads()[h].max())
+    vlc.vegalite_to_svg(chart.to_dict())
+
+
+def explorer_cells(frame: pd.DataFrame, scale: str, head: int) -> pd.DataFrame:
+    """The cells Vega draws for the explorer set to one head and colour scale, with their tooltips."""
+    spec = attention_explorer(frame, scale=scale).to_dict()
+    for p in spec["params"]:
+        p["value"] = {"kind": "encoder self-attention", "layer": 0, "head": head}.get(p["name"], p["value"])
+    cells = [described(item) for item in rendered_marks(spec, "rect")]
+    return pd.DataFrame(cells).astype({"weight": float, "colour value": float,
+                                       "head's largest weight": float, "row's largest weight": float})
+
+
+def weak_frame() -> pd.DataFrame:
+    frame = attention_frame(weak_heads()[None], ROWS, COLS)  # (1 layer, 2 heads, 4, 5)
+    frame.insert(0, "kind", "encoder self-attention")
+    return frame
+
+
+def test_explorer_has_a_colour_scale_widget():
+    spec = attention_explorer(weak_frame(), scale="head").to_dict()
+    params = {p["name"]: p for p in spec["params"]}
+    bind = params["colour_scale"]["bind"]
+    assert bind["input"] == "radio" and bind["options"] == list(SCALES)
+    assert bind["labels"] == ["shared [0, 1]", "this head's own max", "each row's own max"]
+    assert params["colour_scale"]["value"] == "head"
+    assert spec["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    with pytest.raises(ValueError, match="scale"):
+        attention_explorer(weak_frame(), scale="log")
+
+
+@pytest.mark.parametrize("head", [0, 1])
+def test_explorer_colours_by_the_weight_or_its_share_of_the_heads_or_rows_max(head):
+    a = weak_heads()[head]
+    shared = explorer_cells(weak_frame(), "shared", head)
+    assert len(shared) == a.size
+    assert np.allclose(shared["colour value"], shared["weight"], atol=1e-3)
+    own = explorer_cells(weak_frame(), "head", head)
+    assert own["colour value"].max() == pytest.approx(1, abs=1e-3)  # 1 at the head's maximum
+    assert np.allclose(own["head's largest weight"], a.max(), atol=1e-3)
+    # the tooltip rounds to 3 decimals: the weight's rounding, divided by a max near 0.3
+    assert np.allclose(own["colour value"], own["weight"] / a.max(), atol=3e-3)
+    rows = explorer_cells(weak_frame(), "row", head)
+    assert np.allclose(rows.groupby("query")["colour value"].max(), 1, atol=1e-3)
+    assert np.allclose(rows["row's largest weight"], rows["query"].map(
+        {q: a[i].max() for i, q in enumerate(position_labels(ROWS))}), atol=1e-3)
+
+
+def test_explorer_legend_and_title_say_which_scale_is_shown():
+    spec = attention_explorer(weak_frame(), scale="head").to_dict()
+    svg = html.unescape(vlc.vegalite_to_svg(spec))
+    assert "100% of head max" in svg and "share of this head's largest weight" in svg
+    spec["params"] = [dict(p, value="row") if p["name"] == "colour_scale" else p for p in spec["params"]]
+    assert "100% of row max" in html.unescape(vlc.vegalite_to_svg(spec))
+    spec["params"] = [dict(p, value="shared") if p["name"] == "colour_scale" else p for p in spec["params"]]
+    svg = html.unescape(vlc.vegalite_to_svg(spec))
+    assert "of head max" not in svg and "1.0" in svg
+    assert "one scale [0, 1] for every head" in svg
 
 
 # --- training curves --------------------------------------------------------------------------------

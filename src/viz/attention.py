@@ -30,6 +30,32 @@ _AXIS_TITLES = {  # what labels the queries (rows) and the keys (columns) of eac
 # one scale for every head: colours compare across charts
 _COLOR = alt.Scale(scheme="viridis", domain=[0, 1])
 _LEGEND = alt.Legend(title="Attention weight", format=".1f")
+# or each head (or each row) on its own scale: the weight divided by the head's (the
+# row's) largest weight, so that a diffuse head (weights 0.1 to 0.3) shows its pattern
+SCALES = {
+    "shared": "shared [0, 1]",
+    "head": "this head's own max",
+    "row": "each row's own max",
+}
+_SCALE_TEXT = {
+    "shared": "colour: attention weight, one scale [0, 1] for every head",
+    "head": "colour: share of this head's largest weight",
+    "row": "colour: share of the row's largest weight",
+}
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {sorted(SCALES)}, got {scale!r}")
+    return scale
+
+
+def _color(scale: str) -> alt.Color:
+    """Colour by the weight on [0, 1], or by `share_of_max` (scales 'head', 'row')."""
+    if _check_scale(scale) == "shared":
+        return alt.Color("weight:Q", scale=_COLOR, legend=_LEGEND)
+    legend = alt.Legend(title=f"Share of the {scale}'s largest weight", format=".0%")
+    return alt.Color("share_of_max:Q", scale=_COLOR, legend=legend)
 
 
 def position_labels(tokens: Sequence[object]) -> list[str]:
@@ -93,15 +119,34 @@ def attention_frame(
     )
 
 
-def _tooltip(with_kind: bool = False) -> list[alt.Tooltip]:
+def _tooltip(with_kind: bool = False, extra=()) -> list[alt.Tooltip]:
     tips = [
         alt.Tooltip("query_token:N", title="query"),
         alt.Tooltip("key_token:N", title="key"),
         alt.Tooltip("weight:Q", title="weight", format=".3f"),
         alt.Tooltip("layer:O", title="layer"),
         alt.Tooltip("head:O", title="head"),
+        *(
+            alt.Tooltip(f"{field}:Q", title=title, format=".3f")
+            for field, title in extra
+        ),
     ]
     return ([alt.Tooltip("kind:N", title="attention")] if with_kind else []) + tips
+
+
+def share_of_max(frame: pd.DataFrame, per: str = "head") -> pd.DataFrame:
+    """`frame` (of `attention_frame`) with `scale_max`, the largest weight of the
+    cell's head (`per` 'head') or of its query row ('row'), and `share_of_max` =
+    weight / scale_max: 1 at the largest weight of each head (each row).
+    """
+    if per not in ("head", "row"):
+        raise ValueError(f"per must be 'head' or 'row', got {per!r}")
+    groups = [c for c in ("kind", "layer", "head") if c in frame.columns]
+    groups += ["query"] if per == "row" else []
+    out = frame.copy()
+    out["scale_max"] = out.groupby(groups)["weight"].transform("max")
+    out["share_of_max"] = out["weight"] / out["scale_max"]
+    return out
 
 
 def _heatmap(
@@ -112,7 +157,15 @@ def _heatmap(
     size: int,
     query_title: str,
     key_title: str,
+    scale: str = "shared",
 ) -> alt.Chart:
+    extra = ()
+    if _check_scale(scale) != "shared":
+        df = share_of_max(df, per=scale)
+        extra = [("scale_max", f"{scale}'s largest weight"), ("share_of_max", "share")]
+        if scale == "head":
+            most = df["scale_max"].max()
+            title = alt.TitleParams(title, subtitle=f"its largest weight: {most:.2f}")
     return (
         alt.Chart(df, title=title)
         .mark_rect()
@@ -124,8 +177,8 @@ def _heatmap(
                 axis=alt.Axis(labelAngle=-45),
             ),
             y=alt.Y("query_token:O", sort=row_labels, title=query_title),
-            color=alt.Color("weight:Q", scale=_COLOR, legend=_LEGEND),
-            tooltip=_tooltip(),
+            color=_color(scale),
+            tooltip=_tooltip(extra=extra),
         )
         .properties(width=size, height=size)
     )
@@ -140,9 +193,10 @@ def attention_heatmap(
     size: int = 260,
     query_title: str = "Query",
     key_title: str = "Key",
+    scale: str = "shared",
 ) -> alt.Chart:
     """Heatmap of one head: (queries, keys) weights, query tokens on the y axis, key
-    tokens on the x axis.
+    tokens on the x axis. Colour scale: 'shared' [0, 1], or the 'head''s own max.
     """
     a = _as_array(attn_2d)
     if a.ndim != 2:
@@ -156,6 +210,7 @@ def attention_heatmap(
         size,
         query_title,
         key_title,
+        scale,
     )
 
 
@@ -169,9 +224,10 @@ def layer_heatmaps(
     size: int = 220,
     query_title: str = "Query",
     key_title: str = "Key",
+    scale: str = "shared",
 ) -> alt.ConcatChart:
     """Every head of one layer in a grid of `columns`. `attn`: (heads, queries, keys) or
-    (1, heads, queries, keys).
+    (1, heads, queries, keys). Colour scale: 'shared' [0, 1], or each 'head''s own max.
     """
     a = _as_array(attn)
     if a.ndim == 4 and a.shape[0] == 1:
@@ -190,6 +246,7 @@ def layer_heatmaps(
             size=size,
             query_title=query_title,
             key_title=key_title,
+            scale=scale,
         )
         for h in range(a.shape[0])
     ]
@@ -250,15 +307,22 @@ def model_attention(
 
 
 def attention_explorer(
-    frame: pd.DataFrame, title: str = "Attention explorer", size: int = 320
+    frame: pd.DataFrame,
+    title: str = "Attention explorer",
+    size: int = 320,
+    *,
+    scale: str = "shared",
 ) -> alt.Chart:
-    """One heatmap with widgets: pick the attention kind, layer and head; works in a
-    static page.
+    """One heatmap with widgets: pick the attention kind, layer and head, and the colour
+    scale; works in a static page.
 
     `frame` is `model_attention(...)`'s output. The widgets are Vega-Lite parameters
-    bound to a radio button and two sliders; a filter on them selects the rows of one
-    head of the dataset.
+    bound to radio buttons and two sliders; a filter on them selects the rows of one
+    head of the dataset. `scale` is the colour scale shown first: 'shared' [0, 1], the
+    'head''s own max or each 'row''s own max (the weight divided by the largest weight
+    of the head, or of the row).
     """
+    _check_scale(scale)
     missing = {
         "kind",
         "layer",
@@ -293,6 +357,13 @@ def attention_explorer(
         value=0,
         bind=alt.binding_range(min=0, max=n_heads - 1, step=1, name="Head: "),
     )
+    colour_scale = alt.param(
+        name="colour_scale",
+        value=scale,
+        bind=alt.binding_radio(
+            options=list(SCALES), labels=list(SCALES.values()), name="Colour scale: "
+        ),
+    )
     # The title follows the widgets; its second line says which tokens label the rows
     # and the columns.
     sides = {
@@ -300,9 +371,15 @@ def attention_explorer(
         for k in kinds
     }
     sides_table = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in sides.items()) + "}"
+    scale_table = "{" + ", ".join(f"{k!r}: {v!r}" for k, v in _SCALE_TEXT.items()) + "}"
     title_expr = (
         f"[{title!r} + ': ' + kind + ', layer ' + layer + ', head ' + head, "
-        f"{sides_table}[kind]]"
+        f"{sides_table}[kind], {scale_table}[colour_scale]]"
+    )
+    # the legend's labels say what the colour is: a weight, or a share of a maximum
+    labels = (
+        "colour_scale == 'shared' ? datum.label : "
+        "format(datum.value, '.0%') + ' of ' + colour_scale + ' max'"
     )
 
     return (
@@ -320,14 +397,39 @@ def attention_explorer(
                 sort=alt.EncodingSortField("query", op="min", order="ascending"),
                 title="Query (position and token)",
             ),
-            color=alt.Color("weight:Q", scale=_COLOR, legend=_LEGEND),
-            tooltip=_tooltip(with_kind=True),
+            color=alt.Color(
+                "shown:Q",
+                scale=_COLOR,
+                legend=alt.Legend(
+                    title="Attention weight", format=".1f", labelExpr=labels
+                ),
+            ),
+            tooltip=_tooltip(
+                with_kind=True,
+                extra=[
+                    ("head_max", "head's largest weight"),
+                    ("row_max", "row's largest weight"),
+                    ("shown", "colour value"),
+                ],
+            ),
         )
-        .add_params(kind, layer, head)
+        .add_params(kind, layer, head, colour_scale)
         .transform_filter(
             (alt.datum.kind == kind)
             & (alt.datum.layer == layer)
             & (alt.datum.head == head)
+        )
+        .transform_joinaggregate(head_max="max(weight)")  # over the one head left
+        .transform_joinaggregate(row_max="max(weight)", groupby=["query"])
+        .transform_calculate(  # the weight, or its share of the head's or row's max
+            shown=alt.expr.if_(
+                colour_scale == "shared",
+                alt.datum.weight,
+                alt.datum.weight
+                / alt.expr.if_(
+                    colour_scale == "head", alt.datum.head_max, alt.datum.row_max
+                ),
+            ),
         )
         .properties(
             width=size,

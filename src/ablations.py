@@ -1,0 +1,318 @@
+"""The ablation lab's grid: `python -m src.ablations` (or `make ablations`).
+
+Each cell (a setting of `src.recipes.ablations.CONFIGS` and a seed) trains in a fresh
+process with a fixed number of threads, one cell after another, and the results go to
+a JSON file (`book/data/ablations.json` by default, which the ablation chapter reads),
+written atomically. Each cell records the torch version, the thread count and the
+kernel path it ran with, so that a later run of the same cell can be compared with it
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from src.recipes.ablations import BASELINE, CONFIGS, lab_recipe, run_cell
+from src.robustness import PATHS, machine
+
+DEFAULT_JSON = Path(__file__).resolve().parents[1] / "book" / "data" / "ablations.json"
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+def kernel_path() -> dict:
+    """This process's kernel path: the switches of `src.robustness.PATHS` that are set,
+    the capability ATen uses, torch's version and the thread count.
+    """
+    switches = sorted({k for env in PATHS.values() for k in env})
+    return {
+        "env": {k: os.environ[k] for k in switches if os.environ.get(k)},
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def cell_in_process(config: str, seed: int, threads: int) -> dict:
+    """Run one cell in this process with `threads` threads."""
+    torch.set_num_threads(threads)
+    return {**run_cell(config, seed), **kernel_path()}
+
+
+def run_cells(
+    cells: list[tuple[str, int]],
+    threads: int = 1,
+    env: dict[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Run each (config, seed) cell in a fresh process of its own, one after another
+    (`env` adds environment variables, e.g. a kernel path); their results in order.
+    """
+    results = []
+    for config, seed in cells:
+        start = time.perf_counter()
+        cell = json.dumps({"config": config, "seed": seed, "threads": threads})
+        proc = subprocess.run(
+            [sys.executable, "-m", "src.ablations", "--cell", cell],
+            env={**os.environ, **(env or {}), "OMP_NUM_THREADS": str(threads)},
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        try:
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (json.JSONDecodeError, IndexError):
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(
+                f"cell {config} seed {seed} failed (exit {proc.returncode}): {last}"
+            ) from None
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        results.append(result)
+        if log is not None:
+            log(describe(result))
+    return results
+
+
+def same_kernel_path(cell: dict, recorded: dict, cpu: str, recorded_cpu: str) -> bool:
+    """Whether a run repeats a recorded one on the same floats: the same CPU model,
+    kernel-path switches, ATen capability, torch version and thread count.
+    """
+    keys = ("env", "capability", "torch", "threads")
+    return cpu == recorded_cpu and all(cell[k] == recorded[k] for k in keys)
+
+
+def agreement(cell: dict, recorded: dict, same_path: bool, spread: float) -> dict:
+    """How a run of a cell compares with the grid's record of it.
+
+    On the same kernel path the run must repeat the record bit for bit: every step's
+    loss and every score equal. On another, rounding differs from the first step on and
+    the runs drift apart as a run of another seed does: the first step's loss must agree
+    to 1e-4 (relative; it is computed before any update) and the test exact match
+    within `spread`, the range of that config's exact match over the grid's seeds.
+    """
+    if (cell["config"], cell["seed"]) != (recorded["config"], recorded["seed"]):
+        raise ValueError("cell and recorded are runs of different cells")
+    first = abs(cell["steps"][0] - recorded["steps"][0]) / abs(recorded["steps"][0])
+    gap = abs(cell["test"]["exact_match"] - recorded["test"]["exact_match"])
+    identical = cell["steps"] == recorded["steps"] and all(
+        cell[k] == recorded[k] for k in ("test", "beam", "averaged", "held_out")
+    )
+    return {
+        "config": cell["config"],
+        "seed": cell["seed"],
+        "same_path": same_path,
+        "identical": identical,
+        "max_loss_gap": max(
+            abs(a - b) for a, b in zip(cell["steps"], recorded["steps"], strict=True)
+        ),
+        "first_step_gap": first,
+        "exact_match_gap": gap,
+        "agrees": identical if same_path else first <= 1e-4 and gap <= spread,
+    }
+
+
+def tolerance(cells: list[dict], config: str) -> float:
+    """The exact-match gap allowed to a run of `config` on another kernel path: the
+    range of its test exact match over the grid's seeds, at least 0.01.
+    """
+    scores = [c["test"]["exact_match"] for c in cells if c["config"] == config]
+    if not scores:
+        raise ValueError(f"the cells hold no run of {config!r}")
+    return max(max(scores) - min(scores), 0.01)
+
+
+def describe(r: dict) -> str:
+    """One line about a finished cell."""
+    return (
+        f"{r['config']:>17} seed {r['seed']}: exact match "
+        f"{r['test']['exact_match']:.3f}"
+        f" (averaged {r['averaged']['exact_match']:.3f}), BLEU "
+        f"{r['test']['bleu']:.2f}, {r['train_seconds']:.0f} s training"
+    )
+
+
+def table(cells: list[dict]) -> str:
+    """A Markdown table, one row per config and seed: greedy exact match and BLEU, beam
+    exact match, averaged-checkpoint exact match.
+    """
+    lines = [
+        "| config | seed | exact match | BLEU | beam exact match | averaged exact "
+        "match | averaged BLEU |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = {c: i for i, c in enumerate(CONFIGS)}
+    for r in sorted(cells, key=lambda r: (order.get(r["config"], 99), r["seed"])):
+        lines.append(
+            f"| {r['config']} | {r['seed']} | {r['test']['exact_match']:.3f} | "
+            f"{r['test']['bleu']:.2f} | {r['beam']['exact_match']:.3f} | "
+            f"{r['averaged']['exact_match']:.3f} | {r['averaged']['bleu']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write `report` as JSON to `path` atomically (a reader never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _ints(text: str) -> list[int]:
+    """'0-2' or '0,1,2' -> a list of non-negative integers."""
+    try:
+        out = []
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected non-negative integers like 0-2 or 0,1,2, got {text!r}"
+        ) from None
+    if not out or min(out) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected non-negative integers like 0-2 or 0,1,2, got {text!r}"
+        )
+    return out
+
+
+def _configs(text: str) -> list[str]:
+    items = [t for t in text.split(",") if t]
+    wrong = [t for t in items if t not in CONFIGS]
+    if not items or wrong:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated subset of {','.join(CONFIGS)}, got {text!r}"
+        )
+    return items
+
+
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m src.ablations", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument(
+        "--configs",
+        type=_configs,
+        default=list(CONFIGS),
+        help=f"comma-separated subset of {','.join(CONFIGS)} (default: all)",
+    )
+    p.add_argument(
+        "--seeds", type=_ints, default=list(DEFAULT_SEEDS), help="e.g. 0-2 (default)"
+    )
+    p.add_argument(
+        "--threads", type=_threads, default=1, help="threads per cell (default: 1)"
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help=f"results file (default: {DEFAULT_JSON.name} in book/data, which the "
+        "ablation chapter reads)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the cells of an existing results file that this run does not repeat",
+    )
+    # internal: run one cell, given as JSON, in this process
+    p.add_argument("--cell", help=argparse.SUPPRESS)
+    return p
+
+
+def merge_conflict(report: dict, keep: set[str]) -> str | None:
+    """Why cells of `report` cannot join this run's in one file (None if they can): they
+    must come from this machine and the same recipe, and each config kept must still be
+    the same ablation.
+    """
+    old, new = report.get("recipe", {}), lab_recipe()
+    shared = [k for k in new if k != "ablations"]
+    if any(old.get(k) != json.loads(json.dumps(new[k])) for k in shared):
+        return "it holds cells of another recipe"
+    changed = [
+        c
+        for c in keep - {BASELINE}
+        if old.get("ablations", {}).get(c)
+        != json.loads(json.dumps(new["ablations"][c]))
+    ]
+    if changed:
+        return f"the ablations {', '.join(sorted(changed))} have changed since"
+    if report.get("machine") != machine():
+        return "it was written on another machine or torch"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.cell:
+        cell = json.loads(args.cell)
+        result = cell_in_process(cell["config"], cell["seed"], cell["threads"])
+        print(json.dumps(result))
+        return 0
+    cells = [(c, s) for c in args.configs for s in args.seeds]
+    old, runs = [], []
+    if args.merge and args.json.exists():
+        report = json.loads(args.json.read_text())
+        old = [r for r in report["cells"] if (r["config"], r["seed"]) not in cells]
+        old = [r for r in old if r["config"] in CONFIGS]
+        conflict = merge_conflict(report, {r["config"] for r in old})
+        if conflict:
+            print(
+                f"error: cannot --merge into {args.json}: {conflict}; run without "
+                "--merge",
+                file=sys.stderr,
+            )
+            return 2
+        runs = report.get("runs", [])
+        if "command" in report:  # a file of one run
+            runs = [{"command": report["command"], "seconds": report["seconds"]}]
+    print(f"{len(cells)} cells, {args.threads} thread(s) each", file=sys.stderr)
+    argv_text = shlex.join(sys.argv[1:] if argv is None else argv)
+    command = f"python -m src.ablations {argv_text}".strip()
+    order = {c: i for i, c in enumerate(CONFIGS)}
+    grid = {(c, s) for c in CONFIGS for s in DEFAULT_SEEDS}
+    start, results = time.perf_counter(), []
+    log = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    # the file is written after every cell: a grid stopped halfway keeps its cells
+    for cell in cells:
+        results += run_cells([cell], args.threads, log=log)
+        every = sorted(old + results, key=lambda r: (order[r["config"]], r["seed"]))
+        seconds = round(time.perf_counter() - start)
+        write_report(
+            args.json,
+            {
+                "machine": machine(),
+                # the commands that wrote the file's cells, the last one last
+                "runs": runs + [{"command": command, "seconds": seconds}],
+                "complete": grid <= {(r["config"], r["seed"]) for r in every},
+                "recipe": lab_recipe(),
+                "cells": every,
+            },
+        )
+    print(table(old + results))
+    seconds = time.perf_counter() - start
+    print(f"\n{len(results)} cells in {seconds / 60:.1f} min", file=sys.stderr)
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
