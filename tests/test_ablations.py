@@ -169,27 +169,31 @@ def _cell(config="baseline", seed=0, steps=(2.0, 1.0), exact=0.9) -> dict:
             "env": {}, "capability": "AVX2", "torch": "2.13.0", "threads": 1}
 
 
-def test_agreement_is_bit_for_bit_on_one_kernel_path_and_within_the_seed_range_elsewhere():
-    rec = _cell()
-    assert ablations.agreement(_cell(), rec, same_path=True, spread=0.1)["agrees"]
-    drift = _cell(steps=(2.0 + 1e-6, 1.1), exact=0.85)
-    assert not ablations.agreement(drift, rec, same_path=True, spread=0.1)["agrees"]
-    assert ablations.agreement(drift, rec, same_path=False, spread=0.1)["agrees"]
-    assert not ablations.agreement(drift, rec, same_path=False, spread=0.01)["agrees"]
-    assert not ablations.agreement(_cell(steps=(2.1, 1.0)), rec, same_path=False, spread=1)["agrees"]
+def test_agreement_is_bit_for_bit_on_one_kernel_path_and_within_the_seed_interval_elsewhere():
+    rec = _cell()  # averaged exact match 0.95
+    assert ablations.agreement(_cell(), rec, same_path=True, interval=(0.9, 1.0))["agrees"]
+    drift = _cell(steps=(2.0 + 1e-6, 1.1), exact=0.85)  # averaged 0.90
+    assert not ablations.agreement(drift, rec, same_path=True, interval=(0.8, 1.0))["agrees"]
+    assert ablations.agreement(drift, rec, same_path=False, interval=(0.8, 1.0))["agrees"]
+    assert not ablations.agreement(drift, rec, same_path=False, interval=(0.92, 1.0))["agrees"]
+    moved_first = _cell(steps=(2.1, 1.0))
+    assert not ablations.agreement(moved_first, rec, same_path=False, interval=(0, 1))["agrees"]
     with pytest.raises(ValueError, match="different cells"):
-        ablations.agreement(_cell(seed=1), rec, True, 0.1)
+        ablations.agreement(_cell(seed=1), rec, True, (0.0, 1.0))
     assert ablations.same_kernel_path(_cell(), rec, "cpu", "cpu")
     assert not ablations.same_kernel_path(dict(_cell(), threads=2), rec, "cpu", "cpu")
     assert not ablations.same_kernel_path(_cell(), rec, "cpu", "other cpu")
 
 
-def test_the_tolerance_is_the_seed_range_with_a_floor():
-    cells = [_cell(seed=s, exact=e) for s, e in enumerate((0.9, 0.95, 0.8))]
-    assert ablations.tolerance(cells, "baseline") == pytest.approx(0.15)
-    assert ablations.tolerance(cells[:1], "baseline") == 0.01
+def test_the_seed_interval_is_the_averaged_range_widened_by_itself_with_a_floor():
+    cells = [_cell(seed=s, exact=e) for s, e in enumerate((0.85, 0.9, 0.8))]  # averaged +0.05
+    low, high = ablations.seed_interval(cells, "baseline")
+    assert (low, high) == (pytest.approx(0.75), pytest.approx(1.0))  # 0.85..0.95, +-0.1, capped
+    low, high = ablations.seed_interval(cells[:1], "baseline")
+    assert (low, high) == (pytest.approx(0.88), pytest.approx(0.92))
+    assert ablations.seed_interval([_cell(exact=-0.05)], "baseline") == (0.0, pytest.approx(0.02))
     with pytest.raises(ValueError, match="no run of 'post-norm'"):
-        ablations.tolerance(cells, "post-norm")
+        ablations.seed_interval(cells, "post-norm")
 
 
 def test_the_table_has_a_row_per_cell_in_config_order():
@@ -266,13 +270,13 @@ def test_seed_points_draw_every_seed_and_the_mean():
 @pytest.mark.slow
 def test_a_cell_run_again_repeats_the_results_file():
     """Baseline, seed 0, in a fresh process as the grid ran it: bit for bit on the kernel
-    path the file records, within the tolerance of `src.ablations.agreement` elsewhere.
+    path the file records, within `src.ablations.seed_interval` elsewhere.
     """
     report = json.loads(REPORT.read_text())
     recorded = next(c for c in report["cells"] if (c["config"], c["seed"]) == ("baseline", 0))
     env = recorded["env"]
     (cell,) = ablations.run_cells([("baseline", 0)], threads=recorded["threads"], env=env)
     same = ablations.same_kernel_path(cell, recorded, machine()["cpu"], report["machine"]["cpu"])
-    result = ablations.agreement(cell, recorded, same, ablations.tolerance(report["cells"], "baseline"))
+    result = ablations.agreement(cell, recorded, same, ablations.seed_interval(report["cells"], "baseline"))
     assert result["agrees"], result
     assert dataclasses.asdict(lab.LAB_TASK) == report["recipe"]["task"]

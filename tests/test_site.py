@@ -10,11 +10,7 @@ Set ``SITE_SCREENSHOTS=DIR`` to also save a full-page screenshot of every page i
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
-import subprocess
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -25,15 +21,6 @@ import yaml
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-SITE = Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html"))
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 # The theme logs this once on file:// pages (no localStorage there); it is harmless.
 KNOWN_CONSOLE_ERRORS = ("Got invalid theme mode",)
 CHART_TIMEOUT_MS = 60_000
@@ -61,53 +48,8 @@ def _toc_pages() -> list[str]:
 PAGES = _toc_pages()
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the browser test must run)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def site() -> Path:
-    """The built site; built with `make book` if it is not there."""
-    if not (SITE / "index.html").is_file():
-        if "BOOK_HTML" in os.environ:
-            pytest.fail(f"BOOK_HTML={SITE} has no index.html")
-        proc = subprocess.run(["make", "book"], cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.fail(f"`make book` failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}")
-    return SITE
-
-
-@pytest.fixture(scope="session")
-def base_url(site: Path):
-    """An HTTP server for the site on 127.0.0.1 and a free port."""
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-@pytest.fixture(scope="session")
-def browser():
-    if not CHROMIUM.is_file():
-        _unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+# The fixtures `site`, `base_url` and `browser` are in tests/conftest.py: one browser and one
+# server for every browser test of the session (Playwright's sync API starts once per thread).
 
 
 @dataclass
@@ -353,5 +295,6 @@ def test_search_finds_a_chapter(browser, base_url: str, site: Path, scheme: str)
         page.wait_for_timeout(SETTLE_MS)
     finally:
         page.close()
-    assert links and links[0].startswith("book/label_smoothing.html"), links
+    # the chapter is among the first results (the ablation lab has a section of that title too)
+    assert any(link.startswith("book/label_smoothing.html") for link in links[:3]), links
     assert not errors, errors

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import torch
-from test_site import base_url, browser, site  # noqa: F401  (fixtures)
 
 from src.data.numbers import NumbersTask
 from src.data.tokenizer import BOS, EOS, PAD
