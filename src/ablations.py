@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from src.recipes.ablations import BASELINE, CONFIGS, lab_recipe, run_cell
-from src.robustness import PATHS, machine
+from src.robustness import PATHS, int_list, machine, subset_of
 
 DEFAULT_JSON = Path(__file__).resolve().parents[1] / "book" / "data" / "ablations.json"
 DEFAULT_SEEDS = (0, 1, 2)
@@ -183,34 +183,6 @@ def write_report(path: Path, report: dict) -> None:
     os.replace(tmp, path)
 
 
-def _ints(text: str) -> list[int]:
-    """'0-2' or '0,1,2' -> a list of non-negative integers."""
-    try:
-        out = []
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected non-negative integers like 0-2 or 0,1,2, got {text!r}"
-        ) from None
-    if not out or min(out) < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected non-negative integers like 0-2 or 0,1,2, got {text!r}"
-        )
-    return out
-
-
-def _configs(text: str) -> list[str]:
-    items = [t for t in text.split(",") if t]
-    wrong = [t for t in items if t not in CONFIGS]
-    if not items or wrong:
-        raise argparse.ArgumentTypeError(
-            f"expected a comma-separated subset of {','.join(CONFIGS)}, got {text!r}"
-        )
-    return items
-
-
 def _threads(text: str) -> int:
     try:
         n = int(text)
@@ -227,12 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--configs",
-        type=_configs,
+        type=subset_of(CONFIGS),
         default=list(CONFIGS),
         help=f"comma-separated subset of {','.join(CONFIGS)} (default: all)",
     )
     p.add_argument(
-        "--seeds", type=_ints, default=list(DEFAULT_SEEDS), help="e.g. 0-2 (default)"
+        "--seeds", type=int_list, default=list(DEFAULT_SEEDS), help="e.g. 0-2 (default)"
     )
     p.add_argument(
         "--threads", type=_threads, default=1, help="threads per cell (default: 1)"

@@ -289,7 +289,7 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _ints(text: str) -> list[int]:
+def int_list(text: str) -> list[int]:
     """'0-9' or '0,1,2' -> a list of non-negative integers."""
     try:
         out = []
@@ -307,7 +307,7 @@ def _ints(text: str) -> list[int]:
     return out
 
 
-def _choices(allowed) -> Callable[[str], list[str]]:
+def subset_of(allowed) -> Callable[[str], list[str]]:
     """An argparse `type`: a comma-separated subset of `allowed`."""
 
     def parse(text: str) -> list[str]:
@@ -328,18 +328,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tasks",
-        type=_choices(TASKS),
+        type=subset_of(TASKS),
         default=list(TASKS),
         help="comma-separated subset of copy,fr,de",
     )
     p.add_argument(
         "--seeds",
-        type=_ints,
+        type=int_list,
         help="e.g. 0-9 (default: 0-9 for copy, 0-2 for translation)",
     )
     p.add_argument(
         "--paths",
-        type=_choices(PATHS),
+        type=subset_of(PATHS),
         help=(
             f"kernel paths, a subset of {','.join(PATHS)} (default: "
             "native,default,avx2,compatible for copy; native,default for translation)"
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads",
-        type=_ints,
+        type=int_list,
         help="thread counts, e.g. 1,2 (default: 1,2 for copy, 2 for translation)",
     )
     p.add_argument(

@@ -33,7 +33,7 @@ def test_every_kernel_path_sets_only_the_documented_switches():
 
 @pytest.mark.parametrize(("text", "expected"), [("0-2", [0, 1, 2]), ("3", [3]), ("0,4-5", [0, 4, 5])])
 def test_seed_ranges_parse(text, expected):
-    assert robustness._ints(text) == expected
+    assert robustness.int_list(text) == expected
 
 
 @pytest.mark.parametrize("argv", [["--tasks", "copy,it"], ["--seeds", "a-b"], ["--seeds", "-1"],
