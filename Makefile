@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -e '.[book,dev]' -c constraints.txt
 	touch $(STAMP)
 
-# onnxruntime-web, which the page book/translate_in_browser.md copies into the site: exactly the
-# versions and hashes of package-lock.json (`npm ci`, no install scripts run). After changing the
+# MathJax and onnxruntime-web, which the build copies into the site (book/_ext/offline_site.py,
+# book/translate_in_browser.md), and axe-core for the browser test: exactly the versions and
+# hashes of package-lock.json (`npm ci`, no install scripts run). After changing the
 # pin in package.json: `npm install --package-lock-only` (.npmrc keeps registry addresses out).
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund
@@ -68,9 +69,9 @@ pdf-only: $(STAMP)
 # Unit tests, every chapter executed by nbmake (tests/test_chapters.py), the built site in Chromium
 # (tests/test_site.py, which runs `make book` first when _build/html is missing).
 test: $(STAMP) $(NODE_STAMP) notebooks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest -q -m "not slow and not browser"
 
 # book/*.ipynb from the chapters' Markdown (the source), keeping outputs already in the .ipynb.
@@ -98,9 +99,9 @@ robustness: $(STAMP)
 	$(PY) -m src.robustness
 
 # The ablation lab: the en->fr number model with one of the paper's choices switched off at a
-# time (7 settings x 3 seeds), each cell trained for the same fixed budget in its own process on
-# one thread, one after another; writes book/data/ablations.json, which the ablation chapter
-# reads. About 25 minutes on 2 shared cores (about a minute a cell).
+# time (the baseline and 7 ablations x 3 seeds), each cell trained for the same fixed budget in its
+# own process on one thread, one after another; writes book/data/ablations.json, which the ablation
+# chapter reads. About 20 minutes on 2 cores (under a minute a cell).
 ablations: $(STAMP)
 	$(PY) -m src.ablations
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -48,37 +49,50 @@ def cell_in_process(config: str, seed: int, threads: int) -> dict:
     return {**run_cell(config, seed), **kernel_path()}
 
 
+def run_cell_process(
+    config: str, seed: int, threads: int = 1, env: dict[str, str] | None = None
+) -> dict:
+    """Run one cell in a fresh process of its own (`env` adds environment variables,
+    e.g. a kernel path); its result, with the seconds it took.
+    """
+    start = time.perf_counter()
+    cell = json.dumps({"config": config, "seed": seed, "threads": threads})
+    proc = subprocess.run(
+        [sys.executable, "-m", "src.ablations", "--cell", cell],
+        env={**os.environ, **(env or {}), "OMP_NUM_THREADS": str(threads)},
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(
+            f"cell {config} seed {seed} failed (exit {proc.returncode}): {last}"
+        ) from None
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    return result
+
+
 def run_cells(
     cells: list[tuple[str, int]],
     threads: int = 1,
     env: dict[str, str] | None = None,
     log: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> list[dict]:
-    """Run each (config, seed) cell in a fresh process of its own, one after another
-    (`env` adds environment variables, e.g. a kernel path); their results in order.
+    """Run each (config, seed) cell in a fresh process of its own, `workers` processes
+    at a time; their results in order. A cell's result does not depend on `workers`:
+    each process computes alone on its `threads` threads.
     """
-    results = []
-    for config, seed in cells:
-        start = time.perf_counter()
-        cell = json.dumps({"config": config, "seed": seed, "threads": threads})
-        proc = subprocess.run(
-            [sys.executable, "-m", "src.ablations", "--cell", cell],
-            env={**os.environ, **(env or {}), "OMP_NUM_THREADS": str(threads)},
-            capture_output=True,
-            text=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        try:
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-        except (json.JSONDecodeError, IndexError):
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(
-                f"cell {config} seed {seed} failed (exit {proc.returncode}): {last}"
-            ) from None
-        result["seconds"] = round(time.perf_counter() - start, 1)
-        results.append(result)
-        if log is not None:
-            log(describe(result))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_cell_process, c, s, threads, env) for c, s in cells]
+        results = []
+        for future in futures:
+            results.append(future.result())
+            if log is not None:
+                log(describe(results[-1]))
     return results
 
 

@@ -22,6 +22,7 @@ from docutils import nodes
 from docutils.frontend import get_default_settings
 from docutils.parsers.rst import Parser
 from docutils.utils import new_document
+from sphinx.errors import ExtensionError
 from sphinx.util import logging as sphinx_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -288,6 +289,14 @@ def test_mathjax_ships_with_the_book(tmp_path):
     offline_site.copy_mathjax(tmp_path / "mathjax")
     assert (tmp_path / "mathjax" / "tex-chtml.js").is_file()
     assert any((tmp_path / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+    lock = json.loads((ROOT / "package-lock.json").read_text())
+    pinned = lock["packages"]["node_modules/mathjax"]["version"]
+    assert (tmp_path / "mathjax" / offline_site.STAMP).read_text().strip() == pinned
+
+
+def test_mathjax_missing_says_how_to_install_it(tmp_path):
+    with pytest.raises(ExtensionError, match="make install"):
+        offline_site.copy_mathjax(tmp_path / "mathjax", root=tmp_path)
 
 
 def test_thebe_assets_are_recognised():

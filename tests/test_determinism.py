@@ -130,12 +130,19 @@ def chapter_text_outputs(chapter: Path, cache: Path) -> list[str]:
                    resources={"metadata": {"path": str(chapter.parent)}}).execute(env=env)
     texts = []
     for cell in notebook.cells:
+        stream = None  # how a cell's prints split into stream messages depends on timing: join them
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             if out.output_type == "stream":
-                texts.append(f"{out.name}: {out.text}")
-            elif "text/plain" in out.get("data", {}):
+                if stream == out.name:
+                    texts[-1] += out.text
+                else:
+                    texts.append(f"{out.name}: {out.text}")
+                stream = out.name
+                continue
+            stream = None
+            if "text/plain" in out.get("data", {}):
                 texts.append(out.data["text/plain"])
-    return texts
+    return [t for t in texts if t.strip() not in ("stdout:", "stderr:")]  # an empty flush is no output
 
 
 @pytest.mark.slow

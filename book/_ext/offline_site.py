@@ -2,10 +2,10 @@
 
 **MathJax.** Sphinx loads MathJax from a CDN unless ``mathjax_path`` names a local file. ``_config.yml`` sets
 ``mathjax_path: mathjax/tex-chtml.js`` and this extension copies that file, the CHTML web fonts and
-the components MathJax may load on demand (TeX extensions, the menu, accessibility) from the
-``django-static-mathjax`` wheel (MathJax 3.2.2, Apache-2.0, no dependencies; its importable package
-is called ``mathjax``) into ``_build/html/_static/mathjax`` at build time. Nothing is written into
-the source tree.
+the components MathJax may load on demand (TeX extensions, the menu, accessibility) from MathJax's
+own npm package (``mathjax`` 3.2.2, Apache-2.0, no dependencies, pinned in package-lock.json and
+installed into ``node_modules`` by ``make install``) into ``_build/html/_static/mathjax`` at build
+time. Nothing is written into the source tree.
 
 **Search.** From ``file://`` the search page shows its results without the summaries that
 it would fetch from each page (a fetch Chromium refuses there).
@@ -18,38 +18,36 @@ these assets out.
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import shutil
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 
+ROOT = Path(__file__).resolve().parents[2]
 # Relative to MathJax's es5/ folder: what tex-chtml.js needs at run time.
 PARTS = ("tex-chtml.js", "output/chtml", "input/tex/extensions", "ui", "a11y", "adaptors")
 STAMP = ".mathjax-offline"
 
 
-def mathjax_es5() -> Path:
-    """MathJax's es5/ folder inside the installed ``mathjax`` package."""
-    spec = importlib.util.find_spec("mathjax")
-    if spec is None or not spec.submodule_search_locations:
+def mathjax_package(root: Path = ROOT) -> Path:
+    """MathJax's npm package in ``node_modules``, checked to hold ``es5/tex-chtml.js``."""
+    package = root / "node_modules" / "mathjax"
+    if not (package / "es5" / "tex-chtml.js").is_file():
         raise ExtensionError(
-            "mathjax_offline: MathJax is not installed; `pip install django-static-mathjax==3.2.2.1` "
-            "(it ships MathJax 3 as the package `mathjax`)"
+            f"offline_site: MathJax is not installed ({package / 'es5' / 'tex-chtml.js'} is "
+            "missing); run `make install` (npm ci, from package-lock.json)"
         )
-    es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
-    if not (es5 / "tex-chtml.js").is_file():
-        raise ExtensionError(f"mathjax_offline: {es5 / 'tex-chtml.js'} not found")
-    return es5
+    return package
 
 
-def copy_mathjax(target: Path) -> None:
+def copy_mathjax(target: Path, root: Path = ROOT) -> None:
     """Copy MathJax into ``target`` unless the same version is already there."""
-    source = mathjax_es5()
-    version = metadata.version("django-static-mathjax")
+    package = mathjax_package(root)
+    source = package / "es5"
+    version = json.loads((package / "package.json").read_text(encoding="utf-8"))["version"]
     stamp = target / STAMP
     if stamp.is_file() and stamp.read_text().strip() == version:
         return

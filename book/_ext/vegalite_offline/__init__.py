@@ -23,11 +23,16 @@ This extension
   function scope so that its top-level names cannot collide with the theme's, and
   exporting ``window.vegaEmbed``; regenerated only when vl-convert or the Vega-Lite
   version changes, never into the source tree), with ``vegalite-offline.js`` and
-  ``vegalite-offline.css``;
+  ``vegalite-offline.css`` and ``book-page.css``;
 * adds those scripts (deferred) and the stylesheet to every page whose doctree holds a
   raw HTML node with a container. ``vegalite-offline.js`` calls ``vegaEmbed`` on every
   container and records the outcome in ``data-vegalite-status`` ("rendered" or
   "error");
+* adds ``book-page.css`` to every page: what the theme's layout needs on a phone
+  besides charts (display math that scrolls in its own box, long inline code that
+  wraps), so that no page scrolls sideways at 390 px; and ``book-page.js``, names for
+  the theme's header buttons that match what they show (see ``fix_page_markup`` for
+  the markup of the page's body);
 * warns (type ``altair``, subtype ``vegalite_offline``, at the document) about every
   raw HTML node that holds Altair's CDN output (an ``altair-viz-`` element): a chart
   made in a chapter that does not import ``src.viz``, or an output taken from an
@@ -54,6 +59,18 @@ STATIC = Path(__file__).parent / "static"
 BUNDLE_NAME = "vegalite-bundle.js"
 RUNTIME_NAME = "vegalite-offline.js"
 CSS_NAME = "vegalite-offline.css"
+PAGE_CSS_NAME = "book-page.css"
+PAGE_JS_NAME = "book-page.js"
+# Markup of other extensions that readers of assistive technology cannot use as it is (found by
+# axe-core in tests/test_layouts.py), and what it becomes:
+PAGE_FIXES = (
+    # myst-nb's "Show code cell outputs" toggle is named "Toggle hidden content", which is not
+    # what it shows (WCAG 2.5.3); without the aria-label its name is the line it shows.
+    ('<summary aria-label="Toggle hidden content">', "<summary>"),
+    # The bibliography is a role="list" of role="doc-biblioentry" entries, a role ARIA 1.2 no
+    # longer allows in a list (so the list has no items, and its links become its children).
+    ('role="doc-biblioentry"', 'role="listitem"'),
+)
 # What a raw HTML node holds when it is an offline chart, and when it is Altair's CDN one.
 CONTAINER_MARK = f'class="{CONTAINER_CLASS}"'
 CDN_MARK = "altair-viz-"
@@ -119,7 +136,7 @@ def _builder_inited(app: Sphinx) -> None:
         return
     static_dir = Path(app.outdir) / "_static"
     write_bundle(static_dir)
-    for name in (RUNTIME_NAME, CSS_NAME):
+    for name in (RUNTIME_NAME, CSS_NAME, PAGE_CSS_NAME, PAGE_JS_NAME):
         shutil.copyfile(STATIC / name, static_dir / name)
 
 
@@ -140,9 +157,18 @@ def _doctree_resolved(app: Sphinx, doctree: nodes.document, docname: str) -> Non
         )
 
 
+def fix_page_markup(html: str) -> str:
+    """The HTML of a page's body with the markup of ``PAGE_FIXES`` replaced."""
+    for old, new in PAGE_FIXES:
+        html = html.replace(old, new)
+    return html
+
+
 def _html_page_context(
     app: Sphinx, pagename: str, templatename: str, context: dict, doctree: Any
 ) -> None:
+    if isinstance(context.get("body"), str):
+        context["body"] = fix_page_markup(context["body"])
     if app.registry.html_assets_policy == "always" or has_charts(doctree):
         app.add_js_file(BUNDLE_NAME, priority=600, loading_method="defer")
         app.add_js_file(RUNTIME_NAME, priority=601, loading_method="defer")
@@ -152,6 +178,9 @@ def _html_page_context(
 def setup(app: Sphinx) -> dict[str, Any]:
     # Inherited by the kernels that execute the chapters (see the module docstring).
     os.environ[OFFLINE_CHARTS_ENV] = "1"
+    # On every page: display math and inline code that fit a phone's column (no chart needed).
+    app.add_css_file(PAGE_CSS_NAME)
+    app.add_js_file(PAGE_JS_NAME, loading_method="defer")
     app.connect("builder-inited", _builder_inited)
     app.connect("doctree-resolved", _doctree_resolved)
     app.connect("html-page-context", _html_page_context)
