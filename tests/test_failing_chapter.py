@@ -65,6 +65,8 @@ def test_the_build_fails_naming_the_chapter_and_the_cell(tmp_path: Path) -> None
     shutil.copytree(ROOT / "book" / "_ext", tmp_path / "book" / "_ext",
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copytree(ROOT / "book" / "_static", tmp_path / "book" / "_static")  # the favicon
+    (tmp_path / "node_modules").symlink_to(ROOT / "node_modules")  # MathJax, which the site serves
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/broken\n")
     (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA page without code.\n")
     (tmp_path / "book" / "broken.md").write_text(BROKEN, encoding="utf-8")
