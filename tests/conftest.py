@@ -9,11 +9,13 @@ they fail.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import os
 import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,15 +53,35 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (POSIX): test processes side by side take turns."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def site() -> Path:
-    """The built site; built with `make book` if it is not there."""
-    if not (SITE / "index.html").is_file():
-        if "BOOK_HTML" in os.environ:
-            pytest.fail(f"BOOK_HTML={SITE} has no index.html")
-        proc = subprocess.run(["make", "book"], cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            pytest.fail(f"`make book` failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}")
+    """The built site; built with `make book` if it is not there (by one test process: the
+    others wait for it).
+    """
+    with _exclusive(ROOT / "_build" / ".site.lock"):
+        if not (SITE / "index.html").is_file():
+            if "BOOK_HTML" in os.environ:
+                pytest.fail(f"BOOK_HTML={SITE} has no index.html")
+            proc = subprocess.run(["make", "book"], cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode != 0:
+                pytest.fail(f"`make book` failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}")
     return SITE
 
 

@@ -1,11 +1,11 @@
 """The ablation lab (`src.recipes.ablations`, `src.ablations`, `src.viz.ablations`): each
 ablation is the one change it names, the results file holds the whole grid, the command
-line refuses bad options, and a cell run again repeats the file.
+line refuses bad options. That cells run again agree with the file is asserted by the
+ablation chapter itself, which repeats three of them (tests/test_chapters.py runs it).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -264,19 +264,3 @@ def test_seed_points_draw_every_seed_and_the_mean():
     with pytest.raises(ValueError, match="variant"):
         seed_points_chart(pd.DataFrame({"config": [], "seed": [], "x": []}), "x", "x", "t", [])
 
-
-# -- a cell of the grid, run again -------------------------------------------------------
-
-@pytest.mark.slow
-def test_a_cell_run_again_repeats_the_results_file():
-    """Baseline, seed 0, in a fresh process as the grid ran it: bit for bit on the kernel
-    path the file records, within `src.ablations.seed_interval` elsewhere.
-    """
-    report = json.loads(REPORT.read_text())
-    recorded = next(c for c in report["cells"] if (c["config"], c["seed"]) == ("baseline", 0))
-    env = recorded["env"]
-    (cell,) = ablations.run_cells([("baseline", 0)], threads=recorded["threads"], env=env)
-    same = ablations.same_kernel_path(cell, recorded, machine()["cpu"], report["machine"]["cpu"])
-    result = ablations.agreement(cell, recorded, same, ablations.seed_interval(report["cells"], "baseline"))
-    assert result["agrees"], result
-    assert dataclasses.asdict(lab.LAB_TASK) == report["recipe"]["task"]

@@ -9,6 +9,12 @@ its source and the traceback.
 One chapter: ``pytest tests/test_chapters.py -k attention_viz``. nbmake also runs the notebooks that
 ``make notebooks`` writes directly: ``pytest --nbmake book/attention_viz.ipynb``.
 
+Chapters run ``$CHAPTER_WORKERS`` at a time (default: two, or one on a one-core machine), each kernel
+on one thread (``OMP_NUM_THREADS=1``): a chapter keeps about one core busy, so two of them finish in
+about half the time, and torch on one thread computes what the book's recipes are checked with
+(DESIGN.md). The number-translation models that several chapters load are trained first, side by
+side, so that no chapter waits with its worker idle while another trains the model it needs.
+
 A chapter runs as the book's build runs it (with the offline chart renderer on), and the notebook it
 executed goes into the build's execution cache (``_build/.jupyter_cache``, keyed by the chapter's code,
 with ``_build/.src-hash`` marking the code of ``src`` it ran with): ``make book`` afterwards shows exactly
@@ -17,8 +23,15 @@ these outputs instead of running every chapter a second time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import subprocess
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jupytext
@@ -34,6 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 BUILD = ROOT / "_build"
 CELL_TIMEOUT_S = int(os.environ.get("CHAPTER_CELL_TIMEOUT", "600"))
+WORKERS = int(os.environ.get("CHAPTER_WORKERS") or min(2, os.cpu_count() or 1))
+# Models that more than one chapter loads and that take minutes to train (`cached_model`).
+SHARED_MODELS = [
+    "from src.recipes.numbers import numbers_translator; numbers_translator('fr')",
+    "from src.recipes.numbers import numbers_translator; numbers_translator('de')",
+]
+_CACHE_LOCK = threading.Lock()  # jupyter-cache's database takes one writer at a time
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -92,13 +112,63 @@ def _cache_for_the_build(executed: nbformat.NotebookNode, tmp: Path, md: Path) -
     for cell in executed.cells:
         cell.metadata.pop("execution", None)  # timings: the cache keys a notebook by its cells' metadata too
     nbformat.write(executed, tmp)
-    get_cache(str(cache_dir)).cache_notebook_file(str(tmp), uri=str(md), check_validity=False, overwrite=True)
-    marker.write_text(src_hash + "\n")
+    with _CACHE_LOCK:
+        get_cache(str(cache_dir)).cache_notebook_file(str(tmp), uri=str(md), check_validity=False, overwrite=True)
+        marker.write_text(src_hash + "\n")
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """`os.environ` (which kernels inherit) with `values` set, restored afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _train(code: str) -> None:
+    """Run `code` (it trains and caches a model) in a fresh interpreter; a failure is left to the
+    chapters that load the model, which train it again and report the cell.
+    """
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        warnings.warn(f"training a shared model failed ({code}):\n{proc.stderr[-3000:]}", stacklevel=1)
+
+
+@pytest.fixture(scope="module")
+def chapter_result(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], str | None]]:
+    """`run_chapter`'s report for a chapter. Every selected chapter is started at once on a pool of
+    `WORKERS` threads, each driving its own kernel, unless pytest-xdist hands this process single
+    tests of the file (then each chapter runs when its test comes).
+    """
+    config = request.config
+    if hasattr(config, "workerinput") and config.getoption("dist") not in ("loadfile", "loadscope"):
+        yield run_chapter
+        return
+    selected = [item.callspec.params["chapter"] for item in request.session.items
+                if getattr(item, "originalname", None) == "test_chapter_runs"]
+    env = {OFFLINE_CHARTS_ENV: "1"} | ({"OMP_NUM_THREADS": "1"} if WORKERS > 1 else {})
+    with _environ(env), ThreadPoolExecutor(WORKERS, thread_name_prefix="chapter") as pool:
+        if WORKERS > 1 and len(selected) > 1:
+            for code in SHARED_MODELS:
+                pool.submit(_train, code)
+        runs = {chapter: pool.submit(run_chapter, chapter) for chapter in selected}
+        try:
+            yield lambda chapter: runs[chapter].result()
+        finally:
+            for run in runs.values():
+                run.cancel()  # those not started yet, after a failure with -x or an interrupt
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
-def test_chapter_runs(chapter: Path) -> None:
-    report = run_chapter(chapter)
+def test_chapter_runs(chapter: Path, chapter_result: Callable[[Path], str | None]) -> None:
+    report = chapter_result(chapter)
     if report is not None:
         pytest.fail(report, pytrace=False)
