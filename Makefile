@@ -69,11 +69,12 @@ pdf-only: $(STAMP)
 # Unit tests, every chapter executed by nbmake (tests/test_chapters.py), then the built site in
 # Chromium (the browser tests, whose `site` fixture runs `make book` when _build/html is missing;
 # the chapters' executions are cached by then, so the build runs none again). pytest-xdist runs
-# $(TEST_WORKERS) test processes side by side, first giving each test file to one of them: the one
-# that takes tests/test_chapters.py runs the chapters two at a time itself (CHAPTER_WORKERS).
+# $(TEST_WORKERS) test processes side by side, giving each test file whole to one of them in the
+# order collected: the first takes tests/test_chapters.py (tests/conftest.py puts it first) and runs
+# the chapters two at a time itself (CHAPTER_WORKERS), the other meanwhile takes the unit tests.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(NODE_STAMP) notebooks
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not browser" --durations=12
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not browser" --durations=12
 	$(PY) -m pytest -q -n $(TEST_WORKERS) -m browser --durations=8
 
 test-fast: $(STAMP) $(NODE_STAMP)

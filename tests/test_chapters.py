@@ -10,10 +10,12 @@ One chapter: ``pytest tests/test_chapters.py -k attention_viz``. nbmake also run
 ``make notebooks`` writes directly: ``pytest --nbmake book/attention_viz.ipynb``.
 
 Chapters run ``$CHAPTER_WORKERS`` at a time (default: two, or one on a one-core machine), each kernel
-on one thread (``OMP_NUM_THREADS=1``): a chapter keeps about one core busy, so two of them finish in
-about half the time, and torch on one thread computes what the book's recipes are checked with
-(DESIGN.md). The number-translation models that several chapters load are trained first, side by
-side, so that no chapter waits with its worker idle while another trains the model it needs.
+on one thread (``OMP_NUM_THREADS=1``): a chapter keeps about one core busy, so two of them share two
+cores (all chapters: 500 s instead of 780 s on the 2-core machine of DESIGN.md), and torch on one
+thread computes what the book's recipes are checked with. The number-translation models that several
+chapters load are trained first, side by side, so that no chapter waits with its worker idle while
+another trains the model it needs. Under pytest-xdist the file must go whole to one process
+(``--dist loadfile``, as ``make test`` runs it); spread test by test, each chapter runs alone.
 
 A chapter runs as the book's build runs it (with the offline chart renderer on), and the notebook it
 executed goes into the build's execution cache (``_build/.jupyter_cache``, keyed by the chapter's code,
