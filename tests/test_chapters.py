@@ -143,14 +143,23 @@ def _train(code: str) -> None:
         warnings.warn(f"training a shared model failed ({code}):\n{proc.stderr[-3000:]}", stacklevel=1)
 
 
+def _whole_file_here(config: pytest.Config) -> bool:
+    """Whether this process runs every selected test of this file: without pytest-xdist, or under
+    it with `--dist loadfile` or `loadscope` (a worker sees only the command line it came from).
+    """
+    if not hasattr(config, "workerinput"):
+        return True
+    command = " ".join(config.workerinput.get("mainargv", []))
+    return "loadfile" in command or "loadscope" in command
+
+
 @pytest.fixture(scope="module")
 def chapter_result(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], str | None]]:
     """`run_chapter`'s report for a chapter. Every selected chapter is started at once on a pool of
     `WORKERS` threads, each driving its own kernel, unless pytest-xdist hands this process single
     tests of the file (then each chapter runs when its test comes).
     """
-    config = request.config
-    if hasattr(config, "workerinput") and config.getoption("dist") not in ("loadfile", "loadscope"):
+    if not _whole_file_here(request.config):
         yield run_chapter
         return
     selected = [item.callspec.params["chapter"] for item in request.session.items
