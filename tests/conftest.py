@@ -41,6 +41,15 @@ def _seed() -> None:
 
 
 @pytest.fixture
+def one_thread() -> Iterator[None]:
+    """torch on one thread for the test, then as many as before."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def small_model():
     """A small untrained model in eval mode (no dropout): vocabulary 11, N=2, d_model=32, h=4."""
     model = make_model(11, 11, N=2, d_model=32, d_ff=64, h=4, dropout=0.0)

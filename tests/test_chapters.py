@@ -82,7 +82,7 @@ def run_chapter(md: Path) -> str | None:
     try:
         nbformat.write(notebook, tmp)
         result = NotebookRun(tmp, CELL_TIMEOUT_S).execute()
-        if result.error is None:
+        if result.error is None and md.parent == BOOK:  # a chapter of the book, not a test's own
             _cache_for_the_build(result.nb, tmp, md)
     finally:
         tmp.unlink(missing_ok=True)

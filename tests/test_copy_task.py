@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,9 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_copy_task_converges_to_exact_copies():
-    start = time.perf_counter()
-    model, history = train_copy_model(seed=0)
-    seconds = time.perf_counter() - start
+    model, history = cached_copy_model(progress=False)  # train_copy_model(seed=0), as the chapters load it
     held_out = random_sequences(1000, generator=torch.Generator().manual_seed(12345))
     trained_on = copy_batches(20 * 40, 80, generator=torch.Generator().manual_seed(1))  # what train_copy_model saw
     seen = {tuple(s.tolist()) for b in trained_on for s in b.src}
@@ -40,7 +37,6 @@ def test_copy_task_converges_to_exact_copies():
     assert len(unseen) > 990  # held out: (almost) none of them was trained on
     assert exact_copies(model, unseen) == 1.0
     assert history.epochs[-1]["eval_loss"] < history.epochs[0]["eval_loss"] / 10
-    print(f"copy task: {seconds:.1f} s of training, {history.epochs[-1]['step']} steps")
 
 
 def test_random_sequences_start_with_the_start_symbol():

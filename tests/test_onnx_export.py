@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -89,14 +91,14 @@ def test_small_model_graphs_match_pytorch(small_model, tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_number_model_graphs_give_pytorchs_tokens_on_the_whole_test_set(tmp_path) -> None:
-    """The book's English -> French model: every held-out sentence decodes to the same tokens,
-    and every step's log-probabilities are within 1e-4 of PyTorch's."""
-    torch.set_num_threads(1)
+def test_number_model_graphs_give_pytorchs_tokens_on_held_out_sentences(tmp_path, one_thread) -> None:
+    """The book's English -> French model: 250 held-out sentences decode to the same tokens, and
+    every step's log-probabilities are within 1e-4 of PyTorch's. (The chapter that exports the
+    model, book/translate_in_browser.md, asserts the same over all 1000 test sentences.)"""
     fr = numbers_translator("fr", progress=False)
     paths = export_onnx.export_translator(fr, tmp_path)
     encoder, decoder = session(paths["encoder"]), session(paths["decoder"])
-    pairs = NumbersTask(lang="fr").pairs("test")
+    pairs = random.Random(0).sample(NumbersTask(lang="fr").pairs("test"), 250)
     differ, worst = [], 0.0
     for english, _ in pairs:
         src = fr.src_tok.encode(english) + [EOS]
@@ -105,7 +107,6 @@ def test_number_model_graphs_give_pytorchs_tokens_on_the_whole_test_set(tmp_path
             differ.append(english)
         want, _ = teacher_forced(fr.model, src, ids[:-1])
         worst = max(worst, float(np.abs(np.stack(steps) - want).max()))
-    assert len(pairs) == NumbersTask(lang="fr").n_test
     assert not differ, f"{len(differ)} of {len(pairs)} test sentences decode differently: {differ[:5]}"
     assert worst < TOLERANCE, worst
 

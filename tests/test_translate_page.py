@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import torch
 
 from src.data.numbers import NumbersTask
 from src.data.tokenizer import BOS, EOS, PAD
@@ -137,8 +136,7 @@ def _asset_sizes(site_dir: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in files if p.is_file() and not p.name.startswith(".")}
 
 
-def test_typed_held_out_numbers_come_out_as_pytorch_writes_them(browser, site, translator, held_out) -> None:
-    torch.set_num_threads(1)
+def test_typed_held_out_numbers_come_out_as_pytorch_writes_them(browser, site, translator, held_out, one_thread) -> None:
     expected = {s: pytorch_greedy(translator, s) for s in held_out}
     visit = Visit(browser, _page(site).as_uri())
     try:
