@@ -9,7 +9,6 @@ they fail.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 from src.transformer import make_model
 
@@ -69,29 +69,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name != "test_chapters.py")  # stable: the rest keep their order
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (POSIX): test processes side by side take turns."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def site() -> Path:
     """The built site; built with `make book` if it is not there (by one test process: the
     others wait for it).
     """
-    with _exclusive(ROOT / "_build" / ".site.lock"):
+    (ROOT / "_build").mkdir(exist_ok=True)
+    with FileLock(ROOT / "_build" / ".site.lock"):
         if not (SITE / "index.html").is_file():
             if "BOOK_HTML" in os.environ:
                 pytest.fail(f"BOOK_HTML={SITE} has no index.html")
