@@ -73,7 +73,7 @@ def test_the_build_fails_naming_the_chapter_and_the_cell(tmp_path: Path) -> None
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     run = subprocess.run(
         [str(jupyter_book), "build", str(tmp_path), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,  # its execution cache too: _build/ in there
     )
     output = run.stdout + run.stderr
     assert run.returncode != 0, "a chapter that raises must fail the build"
