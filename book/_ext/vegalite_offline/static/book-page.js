@@ -52,7 +52,8 @@
     tabStops();
     document.addEventListener("toggle", later, true);
     window.addEventListener("resize", later);
-    new MutationObserver(later).observe(document.body, {
+    // Font Awesome may turn the mode button's icons into <svg> with a <title> after fix() ran.
+    new MutationObserver(function () { fix(); later(); }).observe(document.body, {
       subtree: true, childList: true, attributes: true, attributeFilter: ["class", "open"],
     });
   }
