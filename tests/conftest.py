@@ -69,23 +69,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name != "test_chapters.py")  # stable: the rest keep their order
 
 
-_yielded = False
-
-
-@pytest.fixture(autouse=True)
-def _yield_to_the_chapters(request: pytest.FixtureRequest) -> None:
-    """Under pytest-xdist, the process given other tests while another runs the chapters lowers its
-    priority (nice 10) before its first test: the chapters set how long `make test` takes, and the
-    other tests have time to spare, so they take what CPU the chapters leave.
-    """
-    global _yielded
-    if _yielded or not hasattr(request.config, "workerinput") or request.node.path.name == "test_chapters.py":
-        return
-    _yielded = True
-    if hasattr(os, "nice") and any(item.path.name == "test_chapters.py" for item in request.session.items):
-        os.nice(10)
-
-
 @pytest.fixture(scope="session")
 def site() -> Path:
     """The built site; built with `make book` if it is not there (by one test process: the
