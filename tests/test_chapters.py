@@ -25,7 +25,6 @@ these outputs instead of running every chapter a second time.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -119,21 +118,6 @@ def _cache_for_the_build(executed: nbformat.NotebookNode, tmp: Path, md: Path) -
         marker.write_text(src_hash + "\n")
 
 
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """`os.environ` (which kernels inherit) with `values` set, restored afterwards."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _train(code: str) -> None:
     """Run `code` (it trains and caches a model) in a fresh interpreter; a failure is left to the
     chapters that load the model, which train it again and report the cell.
@@ -164,8 +148,10 @@ def chapter_result(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], 
         return
     selected = [item.callspec.params["chapter"] for item in request.session.items
                 if getattr(item, "originalname", None) == "test_chapter_runs"]
-    env = {OFFLINE_CHARTS_ENV: "1"} | ({"OMP_NUM_THREADS": "1"} if WORKERS > 1 else {})
-    with _environ(env), ThreadPoolExecutor(WORKERS, thread_name_prefix="chapter") as pool:
+    with pytest.MonkeyPatch.context() as env, ThreadPoolExecutor(WORKERS, thread_name_prefix="chapter") as pool:
+        env.setenv(OFFLINE_CHARTS_ENV, "1")  # os.environ, which the kernels inherit
+        if WORKERS > 1:
+            env.setenv("OMP_NUM_THREADS", "1")
         if WORKERS > 1 and len(selected) > 1:
             for code in SHARED_MODELS:
                 pool.submit(_train, code)
