@@ -62,6 +62,18 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each test process gets its share of the cores for torch (and for what it
+    starts: OMP_NUM_THREADS). Two processes of two threads each on two cores make OpenMP's threads
+    wait for each other: a one-second test takes ten.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if hasattr(config, "workerinput") and workers > 0:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The chapters first: they take longest, and under pytest-xdist (`make test`: `--dist loadfile
     --no-loadscope-reorder`) one process starts on them at once while the other takes the rest.
