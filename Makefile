@@ -84,10 +84,7 @@ test-fast: $(STAMP) $(NODE_STAMP)
 # Pages without code cells (the preface, the references) are not notebooks. book/jupytext.toml
 # pairs each .ipynb with its .md, so JupyterLab saves edits to both.
 notebooks: $(STAMP)
-	@set -e; for f in $(CHAPTERS); do \
-		grep -q '^```{code-cell}' "$$f" || continue; \
-		$(VENV)/bin/jupytext --quiet --to ipynb --update "$$f"; \
-	done
+	@$(VENV)/bin/jupytext --quiet --to ipynb --update $$(grep -l '^```{code-cell}' $(CHAPTERS))
 
 lab: $(STAMP) notebooks
 	cd book && ../$(VENV)/bin/jupyter lab

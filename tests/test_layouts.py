@@ -340,6 +340,44 @@ def test_charts_fit_again_when_the_window_narrows(browser, base_url: str, site: 
     assert not problems, "after narrowing the window to 390 px:\n  " + "\n  ".join(problems)
 
 
+# Counts the searches (querySelectorAll) that Font Awesome's code makes once `__count` is set.
+COUNT_ICON_SEARCHES_JS = """(() => {
+  window.__iconSearches = 0;
+  for (const proto of [Element.prototype, Document.prototype, DocumentFragment.prototype]) {
+    const search = proto.querySelectorAll;
+    proto.querySelectorAll = function (...args) {
+      if (window.__count && (new Error().stack || '').includes('fontawesome')) window.__iconSearches += 1;
+      return search.apply(this, args);
+    };
+  }
+})();"""
+
+
+def test_icons_are_not_searched_for_in_a_chart_being_drawn(browser, base_url: str) -> None:
+    """Font Awesome searches the page again for every node added to it, unless it is told to look
+    away: a chart drawn again (here in dark mode) adds thousands of nodes (the positional-encoding
+    heatmap), which made the switch take seconds. After the draw it watches again: an icon added
+    to the page is still drawn."""
+    context = browser.new_context(viewport=DESKTOP, color_scheme="light")
+    context.add_init_script(COUNT_ICON_SEARCHES_JS)
+    page = context.new_page()
+    try:
+        page.goto(f"{base_url}/book/embeddings.html", wait_until="load")
+        page.wait_for_function(CHARTS_SETTLED_JS, timeout=CHART_TIMEOUT_MS)
+        page.evaluate("() => { window.__count = true; }")
+        _switch(page, "dark")
+        page.evaluate("() => new Promise(resolve => setTimeout(resolve, 50))")  # icons watched again
+        searches, nodes = page.evaluate(
+            "() => [window.__iconSearches, document.querySelectorAll('div.vegalite-offline svg.marks *').length]")
+        page.evaluate("""() => { const i = document.createElement('i'); i.id = 'probe';
+                                 i.className = 'fa-solid fa-moon'; document.querySelector('main').prepend(i); }""")
+        page.wait_for_selector("svg#probe.svg-inline--fa", timeout=5_000)
+    finally:
+        context.close()
+    assert nodes > 1000, f"the page's charts drew {nodes} nodes: not the heavy page this test needs"
+    assert searches <= 10, f"Font Awesome searched the page {searches} times while {nodes} chart nodes were drawn"
+
+
 @pytest.mark.parametrize("path", PAGES)
 def test_page_markup_fixes_are_in_the_built_page(site: Path, path: str) -> None:
     """What the vegalite_offline extension adds to every page for phones and assistive technology:

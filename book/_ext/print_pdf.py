@@ -13,6 +13,7 @@ outline links each chapter.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import os
@@ -20,7 +21,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from playwright.sync_api import Page, sync_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from pypdf import PdfReader, PdfWriter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +29,7 @@ PDF_NAME = "annotated-transformer.pdf"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 MARGIN = {"top": "16mm", "bottom": "18mm", "left": "15mm", "right": "15mm"}
 WIDTH_PX = 760  # the layout width the pages are printed at: A4 less the margins, at 96 dpi
+PRINTERS = min(2, os.cpu_count() or 1)  # pages printed at once, each in a browser context of its own
 
 # The print view: listings wrap instead of running off the page, open toggles show no
 # button, charts never exceed the column, each chapter starts on a new page.
@@ -82,17 +84,44 @@ def toc_pages(root: Path = ROOT) -> list[str]:
     return [str(Path(d).with_suffix("")) for d in docs]
 
 
-def print_page(page: Page, url: str) -> tuple[str, bytes]:
+async def print_page(page: Page, url: str) -> tuple[str, bytes]:
     """Open `url`, wait until it is drawn, open every toggle; its title and PDF bytes."""
-    page.goto(url, wait_until="load")
-    page.wait_for_function(DRAWN_JS, timeout=120_000)
-    page.evaluate(MATH_JS)
-    page.evaluate(OPEN_ALL_JS)
-    page.add_style_tag(content=PRINT_CSS)
-    page.wait_for_timeout(300)  # let the opened outputs lay out
-    title = page.evaluate("() => document.querySelector('main h1')?.innerText ?? ''")
-    pdf = page.pdf(format="A4", margin=MARGIN, print_background=True)
+    await page.goto(url, wait_until="load")
+    await page.wait_for_function(DRAWN_JS, timeout=120_000)
+    await page.evaluate(MATH_JS)
+    await page.evaluate(OPEN_ALL_JS)
+    await page.add_style_tag(content=PRINT_CSS)
+    await page.wait_for_timeout(300)  # let the opened outputs lay out
+    title = await page.evaluate("() => document.querySelector('main h1')?.innerText ?? ''")
+    pdf = await page.pdf(format="A4", margin=MARGIN, print_background=True)
     return title.strip().rstrip("#").strip(), pdf
+
+
+async def offline_page(browser: Browser) -> tuple[BrowserContext, Page]:
+    """A page in a context of its own (a renderer process of its own) that loads only local files."""
+    context = await browser.new_context(viewport={"width": WIDTH_PX, "height": 1100})
+    await context.route(
+        "**/*",
+        lambda r: r.continue_()
+        if r.request.url.startswith(("file:", "data:", "blob:", "about:"))
+        else r.abort("blockedbyclient"),
+    )
+    return context, await context.new_page()
+
+
+async def print_pages(browser: Browser, urls: list[str]) -> list[tuple[str, bytes]]:
+    """`print_page` of every url, `PRINTERS` at a time, in the order given."""
+    printed: list[tuple[str, bytes] | None] = [None] * len(urls)
+    todo = iter(range(len(urls)))
+
+    async def printer() -> None:
+        context, page = await offline_page(browser)
+        for i in todo:  # one shared iterator: each index is taken once
+            printed[i] = await print_page(page, urls[i])
+        await context.close()
+
+    await asyncio.gather(*(printer() for _ in range(PRINTERS)))
+    return printed
 
 
 def contents_html(entries: list[tuple[str, int]], title: str) -> str:
@@ -121,9 +150,39 @@ def numbers_html(count: int, first: int) -> str:
 </style>{pages}"""
 
 
-def html_pdf(page: Page, document: str) -> bytes:
-    page.set_content(document)
-    return page.pdf(format="A4", margin=MARGIN, print_background=True)
+async def html_pdf(page: Page, document: str) -> bytes:
+    await page.set_content(document)
+    return await page.pdf(format="A4", margin=MARGIN, print_background=True)
+
+
+Printed = tuple[list[tuple[str, PdfReader]], list[tuple[str, int]], int, PdfReader, PdfReader]
+
+
+async def print_book(site: Path, docs: list[str], title: str) -> Printed:
+    """The chapters (title, PDF), where each starts, the contents page's length, the contents page
+    and the page numbers to lay over the chapters' pages."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        printed = await print_pages(browser, [(site / f"{doc}.html").resolve().as_uri() for doc in docs])
+        chapters = []
+        for doc, (name, pdf) in zip(docs, printed, strict=True):
+            chapters.append((name or doc, PdfReader(io.BytesIO(pdf))))
+            print(f"{doc}: {len(chapters[-1][1].pages)} pages", flush=True)
+        _, page = await offline_page(browser)
+        # the contents page's own length shifts every number after it
+        front = 1
+        while True:
+            starts, n = [], front
+            for name, reader in chapters:
+                starts.append((name, n + 1))
+                n += len(reader.pages)
+            contents = PdfReader(io.BytesIO(await html_pdf(page, contents_html(starts, title))))
+            if len(contents.pages) == front:
+                break
+            front = len(contents.pages)
+        numbers = PdfReader(io.BytesIO(await html_pdf(page, numbers_html(n - front, front + 1))))
+        await browser.close()
+    return chapters, starts, front, contents, numbers
 
 
 def build_pdf(site: Path, out: Path, title: str = "The Annotated Transformer") -> int:
@@ -134,34 +193,7 @@ def build_pdf(site: Path, out: Path, title: str = "The Annotated Transformer") -
         raise SystemExit(f"pages missing in {site}: {sorted(missing)}; run `make book`")
     if not CHROMIUM.is_file():
         raise SystemExit(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        context = browser.new_context(viewport={"width": WIDTH_PX, "height": 1100})
-        context.route(
-            "**/*",
-            lambda r: r.continue_()
-            if r.request.url.startswith(("file:", "data:", "blob:", "about:"))
-            else r.abort("blockedbyclient"),
-        )
-        page = context.new_page()
-        chapters = []
-        for doc in docs:
-            name, pdf = print_page(page, (site / f"{doc}.html").resolve().as_uri())
-            chapters.append((name or doc, PdfReader(io.BytesIO(pdf))))
-            print(f"{doc}: {len(chapters[-1][1].pages)} pages", flush=True)
-        # the contents page's own length shifts every number after it
-        front = 1
-        while True:
-            starts, n = [], front
-            for name, reader in chapters:
-                starts.append((name, n + 1))
-                n += len(reader.pages)
-            contents = PdfReader(io.BytesIO(html_pdf(page, contents_html(starts, title))))
-            if len(contents.pages) == front:
-                break
-            front = len(contents.pages)
-        numbers = PdfReader(io.BytesIO(html_pdf(page, numbers_html(n - front, front + 1))))
-        browser.close()
+    chapters, starts, front, contents, numbers = asyncio.run(print_book(site, docs, title))
 
     writer = PdfWriter()
     writer.append(contents)

@@ -667,6 +667,25 @@
     summary.setAttribute("title", "Chart actions");
   }
 
+  // Font Awesome (the theme's icons) watches the page for icons added to it, and for every node
+  // added anywhere it searches the parent's whole subtree again: Vega adding a heatmap's thousands
+  // of cells one by one made each redraw take seconds (the mode switch of the embeddings page: 6 s
+  // instead of 0.3). It looks away while a chart is drawn (a chart has no icons) and watches again
+  // once the mutations of the draw have been delivered (a task later).
+  var drawing = 0;
+  function iconsLookAway() {
+    var icons = window.FontAwesome && window.FontAwesome.dom;
+    if (!icons || !icons.unwatch || !icons.watch) return function () {};
+    drawing += 1;
+    icons.unwatch();
+    return function () {
+      setTimeout(function () {
+        drawing -= 1;
+        if (!drawing) icons.watch();
+      }, 0);
+    };
+  }
+
   function embedOnce(container, spec, opt) {
     var state = container._vegaliteOffline;
     var target = container.querySelector(":scope > .vegalite-offline-chart");
@@ -678,7 +697,10 @@
       state.result.finalize();
       state.result = null;
     }
-    return window.vegaEmbed(target, spec, opt).then(function (result) {
+    var watchAgain = iconsLookAway();
+    var drawn = window.vegaEmbed(target, spec, opt);
+    drawn.then(watchAgain, watchAgain);
+    return drawn.then(function (result) {
       state.result = result;
       nameActions(target);
       var changed = false;
