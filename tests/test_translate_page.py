@@ -34,6 +34,8 @@ N_TYPED = 60  # held-out numbers typed into the page
 LATENCY_BUDGET_MS = 100.0  # median time of the model per translation, in the page
 SIZE_BUDGET_MB = 15.0  # runtime + model + vocabularies added to the site
 READY_TIMEOUT_MS = 120_000
+DESKTOP = {"width": 1280, "height": 1000}
+PHONE = {"width": 390, "height": 844}
 ROOT = "div.translate-demo"
 OUTPUT = f"{ROOT} .translate-demo-output"
 
@@ -63,10 +65,10 @@ def pytorch_greedy(translator, sentence: str) -> tuple[list[int], float]:
 class Visit:
     """A page opened with every request outside the site blocked, its errors recorded."""
 
-    def __init__(self, chromium, url: str, init_script: str | None = None) -> None:
+    def __init__(self, chromium, url: str, init_script: str | None = None, viewport: dict | None = None) -> None:
         self.external: list[str] = []
         self.errors: list[str] = []
-        self.context = chromium.new_context(viewport={"width": 1280, "height": 1000}, service_workers="block")
+        self.context = chromium.new_context(viewport=viewport or DESKTOP, service_workers="block")
         origin = urlsplit(url).netloc
 
         def route(r) -> None:
@@ -191,6 +193,30 @@ def test_the_chart_draws_the_chosen_layer_and_head(browser, site, translator) ->
         _screenshot(visit, "layer2_head3")
     finally:
         visit.close()
+    assert not visit.external and not visit.errors, (visit.external, visit.errors)
+
+
+# The chart's drawing and the width of the box it is drawn in.
+CHART_FIT_JS = f"""() => {{ const box = document.querySelector('{ROOT} .translate-demo-chart');
+  return [box.querySelector('svg').getBoundingClientRect().width, box.clientWidth]; }}"""
+
+
+def test_on_a_phone_the_chart_fits_its_column_and_is_drawn_again_when_it_widens(browser, site, translator) -> None:
+    """The longest held-out number's heatmap fits a 390 px column (no swiping inside the chart's
+    box); turned to a wider window, the chart is drawn again with wider cells."""
+    english = [en for en, _ in NumbersTask(lang="fr").pairs("test")]
+    sentence = max(english, key=lambda en: len(translator.src_tok.encode(en)))
+    visit = Visit(browser, _page(site).as_uri(), viewport=PHONE)
+    try:
+        visit.wait_until_done()
+        visit.page.evaluate("() => { window.translateDemo.stepDelayMs = 0; }")
+        visit.translate(sentence)
+        narrow, column = visit.page.evaluate(CHART_FIT_JS)
+        visit.page.set_viewport_size(DESKTOP)
+        visit.page.wait_for_function(f"() => ({CHART_FIT_JS})()[0] > {narrow + 20}", timeout=10_000)
+    finally:
+        visit.close()
+    assert 0 < narrow <= column + 0.5, f"{sentence!r}: the chart is {narrow:.0f} px wide in a {column} px box"
     assert not visit.external and not visit.errors, (visit.external, visit.errors)
 
 

@@ -75,7 +75,9 @@ def loss_curves_chart(
         alt.Chart(panels)
         .mark_line(strokeWidth=1.2, opacity=0.8)
         .encode(
-            x=alt.X("step:Q", title="Optimizer step"),
+            x=alt.X(  # three labels fit the narrowest panel
+                "step:Q", title="Optimizer step", axis=alt.Axis(tickCount=3)
+            ),
             y=alt.Y("loss:Q", title=y_title, scale=log_or_symlog(panels["loss"])),
             color=color,
             detail="seed:N",

@@ -116,8 +116,16 @@
   /** "03 seven": a token with its position, as src/viz/attention.py labels them. */
   const label = (token, i) => `${String(i).padStart(2, '0')} ${token}`;
 
-  /** A Vega-Lite heatmap of one head: decoder inputs (rows) attending to source tokens. */
-  function attentionSpec(attn, layer, head, srcTokens, rowTokens) {
+  // What the heatmap's cells share the column with: the row labels with their title on the left,
+  // the colour legend on the right (below the cells in a column narrower than WIDE_PX).
+  const ROW_LABELS_PX = 130;
+  const LEGEND_PX = 90;
+  const WIDE_PX = 560;
+  const CELL_PX = [12, 30];  // the narrowest and widest cell
+
+  /** A Vega-Lite heatmap of one head: decoder inputs (rows) attending to source tokens, as wide as
+   * `columnPx` allows. */
+  function attentionSpec(attn, layer, head, srcTokens, rowTokens, columnPx) {
     const [, , heads, t, s] = attn.dims;
     const values = [];
     for (let q = 0; q < t; q++) {
@@ -126,18 +134,23 @@
         values.push({query: label(rowTokens[q], q), key: label(srcTokens[k], k), weight});
       }
     }
+    const wide = columnPx >= WIDE_PX;
+    const room = columnPx - ROW_LABELS_PX - (wide ? LEGEND_PX : 0);
+    const cell = Math.max(CELL_PX[0], Math.min(CELL_PX[1], Math.floor(room / s)));
+    const name = 'Encoder-decoder attention', which = `layer ${layer + 1}, head ${head + 1}`;
     return {
-      title: `Encoder-decoder attention, layer ${layer + 1}, head ${head + 1}`,
+      title: wide ? `${name}, ${which}` : [name, which],
       data: {values: values},
       mark: 'rect',
-      width: {step: 30},
+      width: {step: cell},
       height: {step: 20},
       encoding: {
         x: {field: 'key', type: 'ordinal', sort: null, title: 'source tokens',
-            axis: {labelAngle: -45}},
+            axis: {labelAngle: cell < 20 ? -90 : -45}},
         y: {field: 'query', type: 'ordinal', sort: null, title: 'target tokens (decoder input)'},
         color: {field: 'weight', type: 'quantitative', title: 'Attention weight',
-                scale: {scheme: 'viridis', domain: [0, 1]}, legend: {format: '.1f'}},
+                scale: {scheme: 'viridis', domain: [0, 1]},
+                legend: {format: '.1f', orient: wide ? 'right' : 'bottom'}},
         tooltip: [{field: 'query'}, {field: 'key'}, {field: 'weight', format: '.3f'}],
       },
     };
@@ -184,12 +197,14 @@
 
     let drawing = Promise.resolve();  // one drawing at a time, in the order asked
     const drawChart = () => (drawing = drawing.then(drawNow, drawNow));
+    let drawnFor = null;  // the width of the column the chart was last drawn for
     const drawNow = () => {
       const last = demo.last;
       if (!last || !last.attn || !window.vegaEmbed) return Promise.resolve();
+      drawnFor = $('chart').clientWidth;
       const rows = last.ys.slice(0, -1).map(id => VOCAB.tgt[id]);  // the decoder's inputs
       const spec = attentionSpec(last.attn, $('layer').value - 1, $('head').value - 1,
-                                 last.srcTokens, rows);
+                                 last.srcTokens, rows, drawnFor);
       return window.vegaEmbed($('chart'), spec, {mode: 'vega-lite', actions: false, renderer: 'svg'});
     };
 
@@ -260,6 +275,11 @@
       translate();
     });
     for (const name of ['layer', 'head']) $(name).addEventListener('change', drawChart);
+    if (window.ResizeObserver) {  // a phone turned: the chart drawn again for its new column
+      new ResizeObserver(() => {
+        if (drawnFor !== null && $('chart').clientWidth !== drawnFor) drawChart();
+      }).observe($('chart'));
+    }
 
     const mb = bytes => (bytes / 1e6).toFixed(1);
     if (typeof WebAssembly !== 'object') {
