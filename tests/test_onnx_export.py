@@ -8,7 +8,6 @@ the same encoder-decoder attention weights, and the cached decoder step equal to
 from __future__ import annotations
 
 import json
-
 import random
 
 import numpy as np

@@ -25,6 +25,7 @@ from src.data.numbers import NumbersTask
 from src.data.tokenizer import BOS, EOS, PAD
 from src.recipes.numbers import numbers_translator
 from src.transformer.decoding import greedy_decode
+from tests.test_layouts import PHONE
 
 pytestmark = pytest.mark.browser
 
@@ -35,7 +36,6 @@ LATENCY_BUDGET_MS = 100.0  # median time of the model per translation, in the pa
 SIZE_BUDGET_MB = 15.0  # runtime + model + vocabularies added to the site
 READY_TIMEOUT_MS = 120_000
 DESKTOP = {"width": 1280, "height": 1000}
-PHONE = {"width": 390, "height": 844}
 ROOT = "div.translate-demo"
 OUTPUT = f"{ROOT} .translate-demo-output"
 

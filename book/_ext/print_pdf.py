@@ -155,12 +155,8 @@ async def html_pdf(page: Page, document: str) -> bytes:
     return await page.pdf(format="A4", margin=MARGIN, print_background=True)
 
 
-Printed = tuple[list[tuple[str, PdfReader]], list[tuple[str, int]], int, PdfReader, PdfReader]
-
-
-async def print_book(site: Path, docs: list[str], title: str) -> Printed:
-    """The chapters (title, PDF), where each starts, the contents page's length, the contents page
-    and the page numbers to lay over the chapters' pages."""
+async def print_book(site: Path, docs: list[str], title: str) -> PdfWriter:
+    """The book: a contents page, then every page of `docs`, numbered and with an outline."""
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
         printed = await print_pages(browser, [(site / f"{doc}.html").resolve().as_uri() for doc in docs])
@@ -182,7 +178,16 @@ async def print_book(site: Path, docs: list[str], title: str) -> Printed:
             front = len(contents.pages)
         numbers = PdfReader(io.BytesIO(await html_pdf(page, numbers_html(n - front, front + 1))))
         await browser.close()
-    return chapters, starts, front, contents, numbers
+
+    writer = PdfWriter()
+    writer.append(contents)
+    for (name, reader), (_, start) in zip(chapters, starts, strict=True):
+        writer.append(reader)
+        writer.add_outline_item(title=name, page_number=start - 1)
+    for i, number in enumerate(numbers.pages):
+        writer.pages[front + i].merge_page(number)
+    writer.add_metadata({"/Title": title})
+    return writer
 
 
 def build_pdf(site: Path, out: Path, title: str = "The Annotated Transformer") -> int:
@@ -193,16 +198,7 @@ def build_pdf(site: Path, out: Path, title: str = "The Annotated Transformer") -
         raise SystemExit(f"pages missing in {site}: {sorted(missing)}; run `make book`")
     if not CHROMIUM.is_file():
         raise SystemExit(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    chapters, starts, front, contents, numbers = asyncio.run(print_book(site, docs, title))
-
-    writer = PdfWriter()
-    writer.append(contents)
-    for (name, reader), (_, start) in zip(chapters, starts, strict=True):
-        writer.append(reader)
-        writer.add_outline_item(title=name, page_number=start - 1)
-    for i, number in enumerate(numbers.pages):
-        writer.pages[front + i].merge_page(number)
-    writer.add_metadata({"/Title": title})
+    writer = asyncio.run(print_book(site, docs, title))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     with open(tmp, "wb") as f:
